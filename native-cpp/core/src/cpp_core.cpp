@@ -1,0 +1,67 @@
+// The C++ core: copies bytes into memory it owns and takes that memory back. No Node, no exceptions across the ABI.
+#include "napi_ownership/cpp_core.h"
+
+#include <cstring>
+#include <new>
+
+#include "napi_ownership/cpp_trace.hpp"
+#include "utf8.hpp"
+
+namespace {
+
+void report(int32_t* status, size_t* offset, int32_t code, size_t at) noexcept {
+  if (status != nullptr) *status = code;
+  if (offset != nullptr) *offset = at;
+}
+
+}  // namespace
+
+extern "C" char* cpp_print_and_return_len(const char* bytes, size_t len, int32_t* status, size_t* offset) noexcept {
+  if (bytes == nullptr) {
+    report(status, offset, CPP_CORE_STATUS_NULL_INPUT, 0);
+    return nullptr;
+  }
+  if (napi_ownership::trace_enabled()) napi_ownership::trace_address("C++ received", bytes);
+
+  if (len == static_cast<size_t>(-1)) {  // len + 1 would wrap
+    report(status, offset, CPP_CORE_STATUS_ALLOC_FAILED, 0);
+    return nullptr;
+  }
+  // Owned by the caller from `return copy` on; freed by cpp_free_string (or below, if the bytes are rejected).
+  char* copy = new (std::nothrow) char[len + 1];
+  if (copy == nullptr) {
+    report(status, offset, CPP_CORE_STATUS_ALLOC_FAILED, 0);
+    return nullptr;
+  }
+  // Copy first, then validate the copy: the input may be a view of shared memory that another thread can change
+  // while we read it, and what we must vouch for is what we return.
+  std::memcpy(copy, bytes, len);
+  copy[len] = '\0';
+
+  const size_t first_nul = std::strlen(copy);  // == len unless a 0 byte sits inside the input
+  if (first_nul != len) {
+    delete[] copy;
+    report(status, offset, CPP_CORE_STATUS_INTERIOR_NUL, first_nul);
+    return nullptr;
+  }
+  const size_t valid = napi_ownership::utf8::valid_up_to(reinterpret_cast<const unsigned char*>(copy), len);
+  if (valid != len) {
+    delete[] copy;
+    report(status, offset, CPP_CORE_STATUS_INVALID_UTF8, valid);
+    return nullptr;
+  }
+
+  report(status, offset, CPP_CORE_STATUS_OK, 0);
+  if (napi_ownership::trace_enabled()) napi_ownership::trace_address("C++ returning", copy);
+  return copy;  // ownership moves to the caller: freed by cpp_free_string when the caller releases it
+}
+
+extern "C" char* cpp_print_and_return(const char* input) noexcept {
+  if (input == nullptr) return nullptr;
+  // A NUL-terminated input cannot hold an interior NUL, so the only failures left are bad UTF-8 and allocation.
+  return cpp_print_and_return_len(input, std::strlen(input), nullptr, nullptr);
+}
+
+extern "C" void cpp_free_string(char* s) noexcept {
+  delete[] s;  // the matching release for `new (std::nothrow) char[]` above; delete[] of NULL is a no-op
+}
