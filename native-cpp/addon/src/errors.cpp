@@ -1,0 +1,106 @@
+#include "errors.hpp"
+
+namespace napi_ownership::errors {
+
+namespace {
+
+void check(napi_env env, napi_status status) {
+  if (status != napi_ok) throw Napi::Error::New(env);  // picks up the pending exception or the last error
+}
+
+}  // namespace
+
+void throw_coded(napi_env env, Class cls, const char* code, const std::string& message) {
+  napi_value code_value, message_value, error;
+  check(env, napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value));
+  check(env, napi_create_string_utf8(env, message.data(), message.size(), &message_value));
+  switch (cls) {
+    case Class::kTypeError:
+      check(env, napi_create_type_error(env, code_value, message_value, &error));
+      break;
+    case Class::kRangeError:
+      check(env, napi_create_range_error(env, code_value, message_value, &error));
+      break;
+    case Class::kError:
+    default:
+      check(env, napi_create_error(env, code_value, message_value, &error));
+      break;
+  }
+  throw Napi::Error(env, error);
+}
+
+std::string describe_received(napi_env env, napi_value value) {
+  napi_valuetype type;
+  check(env, napi_typeof(env, value, &type));
+  switch (type) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_function: return "function";
+    case napi_bigint: return "bigint";
+    case napi_object:
+    case napi_external:  // an External is an object to `typeof`
+    default: return "object";
+  }
+}
+
+void throw_invalid_arg_type(napi_env env, const char* what, const char* name, napi_value got) {
+  throw_coded(env, Class::kTypeError, "ERR_INVALID_ARG_TYPE",
+              std::string("Expected ") + what + " for " + name + " but received " + describe_received(env, got));
+}
+
+void throw_invalid_handle(napi_env env, napi_value got, handle::Kind kind) {
+  // <n> exactly as JS would print the number (String(n)): only V8 knows the shortest round-trip form.
+  napi_value text;
+  check(env, napi_coerce_to_string(env, got, &text));
+  std::size_t length = 0;
+  check(env, napi_get_value_string_utf8(env, text, nullptr, 0, &length));
+  std::string shown(length, '\0');
+  check(env, napi_get_value_string_utf8(env, text, shown.data(), length + 1, &length));
+  throw_coded(env, Class::kTypeError, "ERR_INVALID_HANDLE",
+              shown + " is not a live or released " + handle::kind_name(kind) + " handle of the " +
+                  handle::backend_name(handle::kThisBackend) + " backend");
+}
+
+void throw_foreign_handle(napi_env env) {
+  throw_coded(env, Class::kTypeError, "ERR_FOREIGN_HANDLE",
+              std::string("handle belongs to the ") + handle::backend_name(handle::kOtherBackend) + " backend, not " +
+                  handle::backend_name(handle::kThisBackend));
+}
+
+void throw_foreign_env(napi_env env) {
+  throw_coded(env, Class::kError, "ERR_FOREIGN_ENV", "handle belongs to another Node.js environment (worker thread)");
+}
+
+void throw_released(napi_env env, handle::Kind kind) {
+  throw_coded(env, Class::kError, "ERR_NATIVE_RELEASED",
+              std::string("the native ") + handle::kind_name(kind) + " was already released");
+}
+
+void throw_interior_nul(napi_env env, std::size_t offset) {
+  throw_coded(env, Class::kRangeError, "ERR_INTERIOR_NUL",
+              "input contains a NUL byte at offset " + std::to_string(offset) +
+                  "; a NUL-terminated C string cannot carry it");
+}
+
+void throw_invalid_utf8(napi_env env, std::size_t offset) {
+  throw_coded(env, Class::kRangeError, "ERR_INVALID_UTF8",
+              "input is not valid UTF-8 (first bad byte at offset " + std::to_string(offset) + ")");
+}
+
+void throw_alloc(napi_env env, std::size_t bytes) {
+  throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC",
+              "could not allocate " + std::to_string(bytes) + " bytes for the native copy");
+}
+
+void throw_table_full(napi_env env, handle::Kind kind) {
+  // Not worded by the contract: the handle table itself is out of slots (or could not grow).
+  throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC",
+              std::string("could not allocate a handle for the native ") + handle::kind_name(kind) +
+                  ": the handle table of this environment is full");
+}
+
+}  // namespace napi_ownership::errors

@@ -1,0 +1,43 @@
+// Coded JS errors with the contract's wording (docs/raw-contract.md). Every helper throws a Napi::Error, which
+// node-addon-api's callback wrapper turns into a pending JS exception when the export returns.
+#pragma once
+
+#include <napi.h>
+
+#include <cstddef>
+#include <string>
+
+#include "handle.hpp"
+
+namespace napi_ownership::errors {
+
+enum class Class { kError, kTypeError, kRangeError };
+
+// Throws `new <cls>(message)` with `code` set (napi_create_*_error sets it as an own property).
+[[noreturn]] void throw_coded(napi_env env, Class cls, const char* code, const std::string& message);
+
+// `typeof value`, or "null" for null: the <got> of "Expected <what> for <name> but received <got>".
+std::string describe_received(napi_env env, napi_value value);
+
+// TypeError ERR_INVALID_ARG_TYPE: "Expected <what> for <name> but received <got>".
+[[noreturn]] void throw_invalid_arg_type(napi_env env, const char* what, const char* name, napi_value got);
+
+// TypeError ERR_INVALID_HANDLE: "<n> is not a live or released <kind> handle of the cpp backend" (<n> as JS prints it).
+[[noreturn]] void throw_invalid_handle(napi_env env, napi_value got, handle::Kind kind);
+
+// TypeError ERR_FOREIGN_HANDLE: "handle belongs to the rust backend, not cpp".
+[[noreturn]] void throw_foreign_handle(napi_env env);
+
+// Error ERR_FOREIGN_ENV.
+[[noreturn]] void throw_foreign_env(napi_env env);
+
+// Error ERR_NATIVE_RELEASED: "the native <kind> was already released".
+[[noreturn]] void throw_released(napi_env env, handle::Kind kind);
+
+// RangeError ERR_INTERIOR_NUL / ERR_INVALID_UTF8 / ERR_NATIVE_ALLOC.
+[[noreturn]] void throw_interior_nul(napi_env env, std::size_t offset);
+[[noreturn]] void throw_invalid_utf8(napi_env env, std::size_t offset);
+[[noreturn]] void throw_alloc(napi_env env, std::size_t bytes);
+[[noreturn]] void throw_table_full(napi_env env, handle::Kind kind);
+
+}  // namespace napi_ownership::errors

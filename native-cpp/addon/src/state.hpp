@@ -1,0 +1,79 @@
+// Per-environment addon state, kept in Node-API instance data (never in a global: workers load the addon too).
+#pragma once
+
+#include <node_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "handle_table.hpp"
+#include "napi_ownership/cpp_core.h"
+
+namespace napi_ownership {
+
+struct CoreStringDeleter {
+  void operator()(char* s) const noexcept { cpp_free_string(s); }
+};
+// A string allocated by the C++ core: freed by cpp_free_string when this pointer lets go of it.
+using CoreString = std::unique_ptr<char, CoreStringDeleter>;
+
+// The zero-copy view of a string, if one was handed out. Both references are weak (refcount 0): they never keep the
+// JS objects alive, they only let us find them again. The ArrayBuffer borrows the string's bytes, so it must be
+// detached before those bytes are freed.
+struct StringView {
+  napi_ref array = nullptr;   // the Uint8Array returned by string_view (reused while it is alive)
+  napi_ref buffer = nullptr;  // its external ArrayBuffer (kept separately: JS may hold view.buffer alone)
+};
+
+struct StringEntry {
+  CoreString bytes;  // owned by this entry; freed by cpp_free_string when free_string/finalize_string/teardown drops it
+  std::size_t length = 0;  // bytes without the NUL
+  StringView view;
+};
+
+struct StringLedger {
+  std::uint64_t allocated = 0;
+  std::uint64_t freed = 0;
+  std::uint64_t finalized = 0;
+  std::uint64_t live_bytes = 0;
+  std::uint64_t live() const noexcept { return allocated - freed - finalized; }
+};
+
+// Reports live native bytes to V8 with napi_adjust_external_memory, batched (contract "Ledger and memory pressure"):
+// once the unreported difference reaches 64 KiB, or at once for a single string of 64 KiB or more.
+class ExternalMemory {
+ public:
+  static constexpr std::int64_t kBatch = 64 * 1024;
+
+  void adjust(napi_env env, std::int64_t delta) noexcept {
+    pending_ += delta;
+    if (delta >= kBatch || delta <= -kBatch || pending_ >= kBatch || pending_ <= -kBatch) {
+      std::int64_t total = 0;
+      if (napi_adjust_external_memory(env, pending_, &total) == napi_ok) {
+        reported_ += pending_;
+        pending_ = 0;
+      }
+    }
+  }
+  std::int64_t reported() const noexcept { return reported_; }
+  std::int64_t pending() const noexcept { return pending_; }
+
+ private:
+  std::int64_t pending_ = 0;   // the unreported difference
+  std::int64_t reported_ = 0;  // what V8 currently believes we hold
+};
+
+struct AddonState {
+  explicit AddonState(std::uint32_t id) noexcept : env_id(id) {}
+
+  const std::uint32_t env_id;  // 1..255: the env bits of every handle this environment issues
+  // worker_threads.markAsUntransferable (a strong reference, deleted at teardown), or null where Node cannot give it
+  // to us (process.getBuiltinModule arrived in Node 20.16).
+  napi_ref mark_untransferable = nullptr;
+  HandleTable<StringEntry> strings;
+  StringLedger ledger;
+  ExternalMemory memory;
+};
+
+}  // namespace napi_ownership
