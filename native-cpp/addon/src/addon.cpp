@@ -2,7 +2,8 @@
 //
 // The binding converts JS values to bytes, hands them to the C++ core (which allocates the copy) and keeps the copy in
 // this environment's handle table; JS only ever holds a number naming the slot. Hot paths (print_and_return,
-// free_string) use raw napi_* calls and allocate nothing but the core's copy.
+// free_string) use raw napi_* calls and allocate nothing but the core's copy (plus, for strings over 256 B, a scratch
+// buffer for the UTF-8 conversion).
 #include <napi.h>
 
 #include <atomic>
