@@ -1,0 +1,108 @@
+//! napi-ownership-rust: the napi-rs addon implementing docs/raw-contract.md over the Rust core
+//! (`napi-ownership-core`).
+//!
+//! Who owns what:
+//! - the **core** allocates every string copy and is the only code that frees one;
+//! - a **slot** of this environment's handle table owns the core's pointer between
+//!   `print_and_return` and `free_string` / `finalize_string` / environment teardown;
+//! - **JS** owns a handle number, and at most borrows the bytes through a view that is detached
+//!   before they are freed;
+//! - **instance data** owns the per-environment state; the exported functions borrow it.
+
+mod call;
+mod handles;
+mod state;
+mod strings;
+
+use std::ffi::{CStr, c_void};
+use std::ptr;
+
+use napi::bindgen_prelude::Object;
+use napi::{Env, JsValue, sys};
+use napi_derive::napi;
+
+use crate::call::{Call, CallResult, Export, create_double, create_object, trampoline};
+use crate::state::EnvCell;
+use crate::strings::{FinalizeString, FreeString, PrintAndReturn, StringInfo, StringText, StringView};
+
+/// `noop()`: nothing, the benchmark floor. It goes through the same trampoline as every export, so
+/// it measures the fixed cost of a call into this addon.
+struct Noop;
+
+impl Export<0> for Noop {
+    const NAME: &'static CStr = c"noop";
+
+    fn call(_call: &Call<'_, 0>) -> CallResult {
+        // A NULL result is `undefined` in JS.
+        Ok(ptr::null_mut())
+    }
+}
+
+/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes } }` for this environment.
+struct Stats;
+
+impl Export<0> for Stats {
+    const NAME: &'static CStr = c"stats";
+
+    fn call(call: &Call<'_, 0>) -> CallResult {
+        let ledger = call
+            .state
+            .try_borrow()
+            .map(|state| state.ledger)
+            .map_err(|_| call::Throw::internal("stats during a call"))?;
+        let env = call.env;
+        let count = |n: u64| create_double(env, n as f64);
+        let strings = create_object(
+            env,
+            &[
+                (c"live", count(ledger.live())?),
+                (c"allocated", count(ledger.allocated)?),
+                (c"freed", count(ledger.freed)?),
+                (c"finalized", count(ledger.finalized)?),
+                (c"liveBytes", count(ledger.live_bytes)?),
+            ],
+        )?;
+        create_object(env, &[(c"strings", strings)])
+    }
+}
+
+/// A property descriptor for export `E` under its contract name, whose callback gets `state` as its
+/// data.
+fn method<const N: usize, E: Export<N>>(state: *const EnvCell) -> sys::napi_property_descriptor {
+    sys::napi_property_descriptor {
+        utf8name: E::NAME.as_ptr(),
+        name: ptr::null_mut(),
+        method: Some(trampoline::<N, E>),
+        getter: None,
+        setter: None,
+        value: ptr::null_mut(),
+        attributes: sys::PropertyAttributes::writable
+            | sys::PropertyAttributes::enumerable
+            | sys::PropertyAttributes::configurable,
+        data: state.cast_mut().cast::<c_void>(),
+    }
+}
+
+/// Runs once per environment that loads the addon: creates (or finds) the environment's state in
+/// instance data and defines every export of the raw contract on `exports`.
+#[napi(module_exports)]
+pub fn init(exports: Object<'_>, env: Env) -> napi::Result<()> {
+    let raw_env = env.raw();
+    let state = state::env_state(raw_env)?;
+    let properties = [
+        method::<1, PrintAndReturn>(state),
+        method::<1, FreeString>(state),
+        method::<1, FinalizeString>(state),
+        method::<1, StringText>(state),
+        method::<1, StringView>(state),
+        method::<1, StringInfo>(state),
+        method::<0, Stats>(state),
+        method::<0, Noop>(state),
+    ];
+    // SAFETY: `exports` is the module's exports object; every descriptor's name is a static C
+    // string and its data the environment state, which outlives the functions
+    // (instance data is finalized only at teardown, when no JS runs).
+    let status =
+        unsafe { sys::napi_define_properties(raw_env, exports.raw(), properties.len(), properties.as_ptr()) };
+    call::check(raw_env, status, "napi_define_properties").map_err(napi::Error::from)
+}

@@ -1,0 +1,152 @@
+//! Per-environment state, kept in Node-API instance data (never a mutable global: each worker
+//! thread that loads the addon gets its own). The only process-wide state is the environment id
+//! counter, an atomic.
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use napi::sys;
+
+use crate::call::{Throw, check};
+use crate::handles::HandleTable;
+use crate::strings::NativeString;
+
+/// The environment state behind a `RefCell`: every export borrows it for the length of one call,
+/// so a reentrant borrow (impossible today: nothing here calls into JS) would fail loudly instead
+/// of aliasing.
+pub type EnvCell = RefCell<EnvState>;
+
+/// Live bytes are reported to V8 once the unreported difference reaches this, and any single
+/// string at least this large is reported at once (docs/raw-contract.md).
+pub const EXTERNAL_MEMORY_BATCH: i64 = 64 * 1024;
+
+/// The string ledger of docs/raw-contract.md. `live = allocated - freed - finalized`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StringLedger {
+    pub allocated: u64,
+    pub freed: u64,
+    pub finalized: u64,
+    pub live_bytes: u64,
+}
+
+impl StringLedger {
+    pub fn live(&self) -> u64 {
+        self.allocated - self.freed - self.finalized
+    }
+}
+
+/// How a string left the table, for the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// `free_string`: explicit release.
+    Freed,
+    /// `finalize_string`: the FinalizationRegistry's path.
+    Finalized,
+}
+
+pub struct EnvState {
+    /// This environment's id, the `env` bits of every handle it issues (1..=255).
+    pub env_id: u8,
+    pub strings: HandleTable<NativeString>,
+    pub ledger: StringLedger,
+    /// Live-byte change not yet given to `napi_adjust_external_memory`.
+    unreported: i64,
+}
+
+impl EnvState {
+    fn new(env_id: u8) -> Self {
+        EnvState { env_id, strings: HandleTable::default(), ledger: StringLedger::default(), unreported: 0 }
+    }
+
+    /// Records `delta` live bytes and reports to V8 when the batch is due.
+    pub fn adjust_live_bytes(&mut self, env: sys::napi_env, delta: i64) -> Result<(), Throw> {
+        self.unreported += delta;
+        if delta.abs() < EXTERNAL_MEMORY_BATCH && self.unreported.abs() < EXTERNAL_MEMORY_BATCH {
+            return Ok(());
+        }
+        let mut total = 0i64;
+        // SAFETY: `env` is the current callback's environment. This only tells V8's heap
+        // accounting; it may start a GC, which runs none of our code (our weak references have no
+        // finalizers), so holding the state borrow across it is fine.
+        let status = unsafe { sys::napi_adjust_external_memory(env, self.unreported, &mut total) };
+        check(env, status, "napi_adjust_external_memory")?;
+        self.unreported = 0;
+        Ok(())
+    }
+}
+
+/// Assigns environment ids 1, 2, ..., 255, 1, ... (0 is never used).
+fn next_env_id() -> u8 {
+    static LAST_ENV_ID: AtomicU8 = AtomicU8::new(0);
+    let step = |last: u8| Some(last % 255 + 1);
+    let last = LAST_ENV_ID.fetch_update(Ordering::Relaxed, Ordering::Relaxed, step).unwrap_or(0);
+    last % 255 + 1
+}
+
+/// Returns this environment's state, creating it (with a fresh env id) the first time the addon is
+/// loaded into the environment. The state is owned by instance data and freed by
+/// [`finalize_instance_data`] at environment teardown.
+///
+/// Raw `napi_set_instance_data` / `napi_get_instance_data` rather than napi-rs's
+/// `Env::{set,get}_instance_data`: the latter hands out `&'static mut` and checks a process-wide
+/// mutex-guarded registry on each get; we hand each export a shared `&EnvCell` instead.
+pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
+    let mut existing: *mut c_void = ptr::null_mut();
+    // SAFETY: `env` is the environment being initialised; `existing` is a local.
+    let status = unsafe { sys::napi_get_instance_data(env, &mut existing) };
+    check(env, status, "napi_get_instance_data")?;
+    if !existing.is_null() {
+        // This binary is the only one that sets this environment's instance data (napi-rs leaves
+        // the slot to the addon), so a non-NULL pointer is our `EnvCell` from an earlier load.
+        return Ok(existing.cast_const().cast());
+    }
+    // Ownership moves to Node-API instance data: freed by `finalize_instance_data` at teardown.
+    let state = Box::into_raw(Box::new(RefCell::new(EnvState::new(next_env_id()))));
+    // SAFETY: `state` is a valid, uniquely owned allocation; the finalizer below takes it back.
+    let status = unsafe {
+        sys::napi_set_instance_data(env, state.cast(), Some(finalize_instance_data), ptr::null_mut())
+    };
+    if let Err(thrown) = check(env, status, "napi_set_instance_data") {
+        // SAFETY: Node did not take `state`; we still own it and free it here, once.
+        drop(unsafe { Box::from_raw(state) });
+        return Err(thrown);
+    }
+    Ok(state.cast_const())
+}
+
+/// Instance-data finalizer: the environment is going away. Frees every string still live; nothing
+/// is reported to JS (no JS runs any more).
+///
+/// # Safety
+/// Called by Node once, at environment teardown, with the pointer given to
+/// `napi_set_instance_data` in [`env_state`].
+unsafe extern "C" fn finalize_instance_data(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Box<EnvCell>` leaked in `env_state`; Node gives it back exactly once,
+    // and the exported functions that borrowed it can no longer be called.
+    let state = unsafe { Box::from_raw(data.cast::<EnvCell>()) };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut state = state.into_inner();
+        for string in state.strings.drain() {
+            // Node has already detached the external ArrayBuffers of views (its own cleanup hook
+            // for external buffers runs before the env's), so only our references go.
+            string.release_at_teardown(env);
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_ids_wrap_from_255_to_1() {
+        let ids: Vec<u8> = (0..600).map(|_| next_env_id()).collect();
+        assert!(ids.iter().all(|&id| id != 0));
+        let first = usize::from(ids[0]);
+        let wrap = ids.iter().position(|&id| id == 255).unwrap();
+        assert_eq!(ids[wrap + 1], 1);
+        assert_eq!(ids[255], ids[0], "period 255 (start {first})");
+    }
+}

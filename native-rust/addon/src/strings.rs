@@ -1,0 +1,550 @@
+//! The string exports of docs/raw-contract.md over the Rust core.
+//!
+//! Ownership: the core allocates every copy (`print_and_return_len`) and only the core frees it
+//! (`free_string`). The binding holds the pointer in a [`CoreString`] inside a table slot; JS holds
+//! only a handle number. A view lends the bytes to JS through an external ArrayBuffer, which is
+//! detached before the bytes are freed.
+
+use std::ffi::{CStr, c_char, c_void};
+use std::mem::MaybeUninit;
+use std::ptr::{self, NonNull};
+
+use napi::sys;
+use napi_ownership_core as core;
+
+use crate::call::{
+    Call, CallResult, Export, Throw, check, create_bigint_u64, create_double, create_object, get_boolean,
+    invalid_arg_type,
+};
+use crate::handles::{Backend, Handle, HandleError, Kind, TableFull};
+use crate::state::{EnvState, Release};
+
+const BACKEND: Backend = Backend::Rust;
+
+/// Strings up to this many UTF-8 bytes are read from JS into a stack buffer; longer ones into a
+/// heap buffer sized exactly.
+const STACK_STRING_MAX: usize = 256;
+/// Node-API writes whole characters (at most 4 bytes each) and a NUL, so with 4 spare bytes a
+/// result of at most `STACK_STRING_MAX` bytes proves the string was not truncated.
+const STACK_BUFFER_LEN: usize = STACK_STRING_MAX + 4 + 1;
+
+/// A string copy allocated by the core. Dropping it gives it back to the core: freed by
+/// `napi_ownership_core::free_string` when the slot releases it or the environment tears down.
+pub struct CoreString {
+    ptr: NonNull<c_char>,
+    /// Bytes without the NUL.
+    len: usize,
+}
+
+impl CoreString {
+    fn as_ptr(&self) -> *mut c_char {
+        self.ptr.as_ptr()
+    }
+
+    /// Makes sure the NUL at `len` is the first 0 byte again, whatever JS wrote through a view.
+    /// The core frees with `CString::from_raw`, which re-measures the length with `strlen`.
+    fn restore_terminator(&mut self) {
+        // SAFETY: `ptr` is our live allocation of `len + 1` bytes; no view can reach it any more
+        // (it was detached) and nothing else aliases it.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), self.len) };
+        if bytes.contains(&0) {
+            bytes.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
+        }
+    }
+}
+
+impl Drop for CoreString {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `print_and_return_len` and this is its only owner, so it is
+        // freed exactly once, with its terminator in place (see `restore_terminator`).
+        unsafe { core::free_string(self.ptr.as_ptr()) };
+    }
+}
+
+/// Weak references to the one view of a string: the ArrayBuffer (which we must detach on free as
+/// long as anything can reach it) and the Uint8Array (reused while it lives).
+struct View {
+    buffer: sys::napi_ref,
+    array: sys::napi_ref,
+}
+
+/// A slot's payload: the core's copy and, once `string_view` was called, its view.
+pub struct NativeString {
+    bytes: CoreString,
+    view: Option<View>,
+}
+
+impl NativeString {
+    /// Detaches the view (if any), drops our references, then gives the bytes back to the core.
+    fn release(mut self, env: sys::napi_env) {
+        if let Some(view) = self.view.take() {
+            if let Some(buffer) = reference_value(env, view.buffer) {
+                // SAFETY: `buffer` is the live external ArrayBuffer over our bytes; detaching it
+                // makes every view's byteLength 0 so JS cannot touch the bytes freed below.
+                // External ArrayBuffers are detachable; a failure could only mean teardown.
+                let _ = unsafe { sys::napi_detach_arraybuffer(env, buffer) };
+            }
+            delete_view_refs(env, view);
+            self.bytes.restore_terminator();
+        }
+        // `self.bytes` drops here: freed by the core's `free_string`.
+    }
+
+    /// Environment teardown: JS is gone, so only our references and the bytes remain to free.
+    pub fn release_at_teardown(mut self, env: sys::napi_env) {
+        if let Some(view) = self.view.take() {
+            delete_view_refs(env, view);
+            self.bytes.restore_terminator();
+        }
+    }
+}
+
+fn delete_view_refs(env: sys::napi_env, view: View) {
+    for reference in [view.array, view.buffer] {
+        // SAFETY: both references were created by `string_view` for this env and are deleted only
+        // here, once, when their string leaves the table.
+        let _ = unsafe { sys::napi_delete_reference(env, reference) };
+    }
+}
+
+/// The value behind a weak reference, or `None` once it has been collected.
+fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `reference` is a live reference of this env (deleted only with its slot).
+    let status = unsafe { sys::napi_get_reference_value(env, reference, &mut value) };
+    (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handles
+
+/// Decodes a handle argument in the contract's order, up to (not including) the table lookup.
+fn decode_handle(env: sys::napi_env, state: &EnvState, value: sys::napi_value) -> Result<Handle, Throw> {
+    let mut number = 0f64;
+    // SAFETY: `value` is an argument of the current call; `number` is a local.
+    let status = unsafe { sys::napi_get_value_double(env, value, &mut number) };
+    if status == sys::Status::napi_number_expected {
+        return Err(invalid_arg_type(env, "a number", "handle", value));
+    }
+    check(env, status, "napi_get_value_double")?;
+    // Integer in [0, 2^53): NaN fails the range test; -0 counts as 0 like Number.isInteger. In
+    // range, the cast truncates exactly, so it round-trips only for integers.
+    let in_range = number >= 0.0 && number < crate::handles::HANDLE_LIMIT as f64;
+    let integer = number as u64;
+    if !in_range || integer as f64 != number {
+        return Err(invalid_handle(env, value));
+    }
+    let handle = Handle::decode(integer);
+    handle.classify(BACKEND, Kind::String, state.env_id).map_err(|e| handle_error(env, value, e))?;
+    Ok(handle)
+}
+
+fn invalid_handle(env: sys::napi_env, value: sys::napi_value) -> Throw {
+    match crate::call::number_to_string(env, value) {
+        Ok(n) => Throw::type_error(
+            "ERR_INVALID_HANDLE",
+            format!(
+                "{n} is not a live or released {} handle of the {} backend",
+                Kind::String.name(),
+                BACKEND.name()
+            ),
+        ),
+        Err(thrown) => thrown,
+    }
+}
+
+/// The contract's error for a handle that does not name a live string.
+fn handle_error(env: sys::napi_env, value: sys::napi_value, error: HandleError) -> Throw {
+    match error {
+        HandleError::Foreign(other) => Throw::type_error(
+            "ERR_FOREIGN_HANDLE",
+            format!("handle belongs to the {} backend, not {}", other.name(), BACKEND.name()),
+        ),
+        HandleError::Invalid => invalid_handle(env, value),
+        HandleError::ForeignEnv => Throw::error(
+            "ERR_FOREIGN_ENV",
+            "handle belongs to another Node.js environment (worker thread)".to_owned(),
+        ),
+        HandleError::Released => Throw::error(
+            "ERR_NATIVE_RELEASED",
+            format!("the native {} was already released", Kind::String.name()),
+        ),
+    }
+}
+
+fn borrow_state<'a, const N: usize>(call: &'a Call<'_, N>) -> Result<std::cell::RefMut<'a, EnvState>, Throw> {
+    call.state.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// print_and_return
+
+fn alloc_failed(len: usize) -> Throw {
+    Throw::range_error(
+        "ERR_NATIVE_ALLOC",
+        format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
+    )
+}
+
+fn trace_input(ptr: *const u8, len: usize, how: &str) {
+    if core::trace_enabled() {
+        core::trace_line(format_args!("JS input address: {ptr:p} ({len} B, {how})"));
+    }
+}
+
+/// Hands `bytes` (borrowed for the call) to the core, which returns its own copy.
+fn copy_in_core(bytes: &[u8]) -> Result<CoreString, Throw> {
+    // An empty Uint8Array may have a NULL data pointer; the core reads nothing for len 0.
+    let data = if bytes.is_empty() { NonNull::dangling().as_ptr() } else { bytes.as_ptr() };
+    let mut status = core::NAPI_OWNERSHIP_STATUS_OK;
+    let mut offset = 0usize;
+    // SAFETY: `data` is valid for `bytes.len()` reads for the call (a live borrow, or dangling for
+    // 0 bytes); `status`/`offset` are locals.
+    let copy = unsafe { core::print_and_return_len(data, bytes.len(), &mut status, &mut offset) };
+    match (NonNull::new(copy), status) {
+        // Ownership moves from the core to this CoreString: freed by the core when it drops.
+        (Some(ptr), core::NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString { ptr, len: bytes.len() }),
+        (_, core::NAPI_OWNERSHIP_STATUS_INTERIOR_NUL) => Err(Throw::range_error(
+            "ERR_INTERIOR_NUL",
+            format!(
+                "input contains a NUL byte at offset {offset}; a NUL-terminated C string cannot carry it"
+            ),
+        )),
+        (_, core::NAPI_OWNERSHIP_STATUS_INVALID_UTF8) => Err(Throw::range_error(
+            "ERR_INVALID_UTF8",
+            format!("input is not valid UTF-8 (first bad byte at offset {offset})"),
+        )),
+        (_, core::NAPI_OWNERSHIP_STATUS_ALLOC_FAILED) => Err(alloc_failed(bytes.len())),
+        (_, other) => Err(Throw::internal(&format!("the core returned status {other}"))),
+    }
+}
+
+/// Reads a JS string as UTF-8 and copies it in the core: through a stack buffer when it fits in
+/// `STACK_STRING_MAX` bytes, else through an exactly sized heap buffer. `None` if not a string.
+fn copy_js_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<CoreString>, Throw> {
+    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_BUFFER_LEN];
+    let mut written = 0usize;
+    // SAFETY: `stack` has room for STACK_BUFFER_LEN bytes including the NUL Node-API writes.
+    let status = unsafe {
+        sys::napi_get_value_string_utf8(env, value, stack.as_mut_ptr().cast(), STACK_BUFFER_LEN, &mut written)
+    };
+    if status == sys::Status::napi_string_expected {
+        return Ok(None);
+    }
+    check(env, status, "napi_get_value_string_utf8")?;
+    if written <= STACK_STRING_MAX {
+        // SAFETY: Node-API initialised the first `written` bytes of `stack`.
+        let bytes = unsafe { std::slice::from_raw_parts(stack.as_ptr().cast::<u8>(), written) };
+        trace_input(bytes.as_ptr(), written, "UTF-8 copy of a JS string");
+        return copy_in_core(bytes).map(Some);
+    }
+
+    let mut len = 0usize;
+    // SAFETY: a NULL buffer asks only for the UTF-8 length.
+    let status = unsafe { sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len) };
+    check(env, status, "napi_get_value_string_utf8")?;
+    let mut heap: Vec<u8> = Vec::new();
+    if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
+        return Err(alloc_failed(len));
+    }
+    // SAFETY: `heap` has capacity for `len + 1` bytes (string and NUL).
+    let status = unsafe {
+        sys::napi_get_value_string_utf8(env, value, heap.as_mut_ptr().cast(), len + 1, &mut written)
+    };
+    check(env, status, "napi_get_value_string_utf8")?;
+    // SAFETY: Node-API initialised `written` (== len) bytes.
+    unsafe { heap.set_len(written) };
+    trace_input(heap.as_ptr(), written, "UTF-8 copy of a JS string");
+    // The staging buffer is ours and dropped here; the core made its own copy.
+    copy_in_core(&heap).map(Some)
+}
+
+/// Reads a Uint8Array in place (no copy on the way in). `None` if not a Uint8Array.
+fn copy_uint8array(env: sys::napi_env, value: sys::napi_value) -> Result<Option<CoreString>, Throw> {
+    let mut is_typed_array = false;
+    // SAFETY: `value` is an argument of the current call.
+    let status = unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) };
+    check(env, status, "napi_is_typedarray")?;
+    if !is_typed_array {
+        return Ok(None);
+    }
+    let mut kind = sys::TypedarrayType::int8_array;
+    let mut len = 0usize;
+    let mut data: *mut c_void = ptr::null_mut();
+    // SAFETY: `value` is a TypedArray; out-params are locals, unused ones NULL.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut kind,
+            &mut len,
+            &mut data,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    check(env, status, "napi_get_typedarray_info")?;
+    if kind != sys::TypedarrayType::uint8_array {
+        return Ok(None);
+    }
+    let bytes: &[u8] = if len == 0 || data.is_null() {
+        &[]
+    } else {
+        // SAFETY: Node-API reports `data` (already offset by byteOffset) valid for `len` bytes; the
+        // array is an argument, so it stays alive for this call and no JS runs meanwhile.
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
+    };
+    trace_input(bytes.as_ptr(), bytes.len(), "Uint8Array read in place");
+    copy_in_core(bytes).map(Some)
+}
+
+pub struct PrintAndReturn;
+
+impl Export<1> for PrintAndReturn {
+    const NAME: &'static CStr = c"print_and_return";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let (env, input) = (call.env, call.args[0]);
+        let copy = match copy_js_string(env, input)? {
+            Some(copy) => copy,
+            None => copy_uint8array(env, input)?
+                .ok_or_else(|| invalid_arg_type(env, "a string or Uint8Array", "input", input))?,
+        };
+        let len = copy.len;
+        let mut state = borrow_state(call)?;
+        // Ownership moves into the table: the slot owns the copy until free_string,
+        // finalize_string or teardown.
+        let (slot, generation) = state
+            .strings
+            .insert(NativeString { bytes: copy, view: None })
+            // The returned entry drops here, giving its bytes back to the core.
+            .map_err(|TableFull(_entry)| {
+                Throw::range_error(
+                    "ERR_NATIVE_ALLOC",
+                    "could not allocate a handle: every rust string slot is in use or retired".to_owned(),
+                )
+            })?;
+        state.ledger.allocated += 1;
+        state.ledger.live_bytes += len as u64;
+        let env_id = state.env_id;
+        // Best effort: a failed report must not lose the handle (and so leak the string).
+        let _ = state.adjust_live_bytes(env, len as i64);
+        drop(state);
+        create_double(env, Handle::new(env_id, BACKEND, Kind::String, generation, slot).to_f64())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// free_string / finalize_string
+
+fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
+    let env = call.env;
+    let mut state = borrow_state(call)?;
+    let handle = decode_handle(env, &state, call.args[0])?;
+    let string = match state.strings.remove(handle.slot, handle.generation) {
+        Ok(string) => string,
+        Err(HandleError::Released) => {
+            drop(state);
+            return get_boolean(env, false);
+        }
+        Err(error) => return Err(handle_error(env, call.args[0], error)),
+    };
+    let len = string.bytes.len;
+    // Detaches the view, then the core frees the bytes.
+    string.release(env);
+    match how {
+        Release::Freed => state.ledger.freed += 1,
+        Release::Finalized => state.ledger.finalized += 1,
+    }
+    state.ledger.live_bytes -= len as u64;
+    debug_assert_eq!(state.ledger.live(), state.strings.live() as u64);
+    let _ = state.adjust_live_bytes(env, -(len as i64));
+    drop(state);
+    get_boolean(env, true)
+}
+
+pub struct FreeString;
+
+impl Export<1> for FreeString {
+    const NAME: &'static CStr = c"free_string";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        release(call, Release::Freed)
+    }
+}
+
+pub struct FinalizeString;
+
+impl Export<1> for FinalizeString {
+    const NAME: &'static CStr = c"finalize_string";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        release(call, Release::Finalized)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// string_text / string_view / string_info
+
+/// Runs `f` on the live string named by the handle argument.
+fn with_live_string<R>(
+    call: &Call<'_, 1>,
+    f: impl FnOnce(&mut NativeString) -> Result<R, Throw>,
+) -> Result<R, Throw> {
+    let mut state = borrow_state(call)?;
+    let handle = decode_handle(call.env, &state, call.args[0])?;
+    let string = state
+        .strings
+        .get_mut(handle.slot, handle.generation)
+        .map_err(|error| handle_error(call.env, call.args[0], error))?;
+    f(string)
+}
+
+pub struct StringText;
+
+impl Export<1> for StringText {
+    const NAME: &'static CStr = c"string_text";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let env = call.env;
+        with_live_string(call, |string| {
+            let mut text = ptr::null_mut();
+            // SAFETY: the bytes are live for the call (the slot holds them); Node-API copies
+            // `len` bytes into a new JS string (invalid UTF-8 written through a view becomes
+            // U+FFFD), so JS keeps nothing pointing at native memory.
+            let status = unsafe {
+                sys::napi_create_string_utf8(env, string.bytes.as_ptr(), string.bytes.len as isize, &mut text)
+            };
+            check(env, status, "napi_create_string_utf8")?;
+            Ok(text)
+        })
+    }
+}
+
+/// Finalizer of the external ArrayBuffer: nothing to do. The buffer only borrows the bytes; the
+/// slot owns them and detaches the buffer before the core frees them.
+unsafe extern "C" fn view_borrow_ends(_env: sys::napi_env, _data: *mut c_void, _hint: *mut c_void) {}
+
+fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {
+    let mut array = ptr::null_mut();
+    // SAFETY: `buffer` is a live ArrayBuffer of exactly `len` bytes.
+    let status = unsafe {
+        sys::napi_create_typedarray(env, sys::TypedarrayType::uint8_array, len, buffer, 0, &mut array)
+    };
+    check(env, status, "napi_create_typedarray")?;
+    Ok(array)
+}
+
+fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::napi_ref, Throw> {
+    let mut reference = ptr::null_mut();
+    // SAFETY: `value` is a live object; a count of 0 makes the reference weak.
+    let status = unsafe { sys::napi_create_reference(env, value, 0, &mut reference) };
+    check(env, status, "napi_create_reference")?;
+    Ok(reference)
+}
+
+pub struct StringView;
+
+impl Export<1> for StringView {
+    const NAME: &'static CStr = c"string_view";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let env = call.env;
+        with_live_string(call, |string| {
+            let len = string.bytes.len;
+            // Reuse the view while it lives; else a new Uint8Array over a still-living buffer.
+            if let Some(view) = &mut string.view {
+                if let Some(array) = reference_value(env, view.array) {
+                    return Ok(array);
+                }
+                if let Some(buffer) = reference_value(env, view.buffer) {
+                    let array = create_uint8array(env, buffer, len)?;
+                    let reference = weak_reference(env, array)?;
+                    // SAFETY: the old reference is ours and its value was collected.
+                    let _ = unsafe { sys::napi_delete_reference(env, view.array) };
+                    view.array = reference;
+                    return Ok(array);
+                }
+            }
+            // No view yet, or JS let go of buffer and array: lend the bytes again.
+            if let Some(old) = string.view.take() {
+                delete_view_refs(env, old);
+            }
+            let mut buffer = ptr::null_mut();
+            // SAFETY: the bytes stay allocated while the slot is live, and the slot detaches this
+            // buffer before the core frees them; the finalizer does nothing (JS only borrows).
+            let status = unsafe {
+                sys::napi_create_external_arraybuffer(
+                    env,
+                    string.bytes.as_ptr().cast(),
+                    len,
+                    Some(view_borrow_ends),
+                    ptr::null_mut(),
+                    &mut buffer,
+                )
+            };
+            check(env, status, "napi_create_external_arraybuffer")?;
+            let array = create_uint8array(env, buffer, len)?;
+            // If a reference cannot be made, the new buffer and array were never handed to JS, so
+            // nothing can reach the bytes through them: drop what we made and report.
+            let buffer_ref = weak_reference(env, buffer)?;
+            let array_ref = weak_reference(env, array).inspect_err(|_| {
+                // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
+                let _ = unsafe { sys::napi_delete_reference(env, buffer_ref) };
+            })?;
+            string.view = Some(View { buffer: buffer_ref, array: array_ref });
+            Ok(array)
+        })
+    }
+}
+
+pub struct StringInfo;
+
+impl Export<1> for StringInfo {
+    const NAME: &'static CStr = c"string_info";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let (address, len) =
+            with_live_string(call, |string| Ok((string.bytes.as_ptr() as usize as u64, string.bytes.len)))?;
+        let env = call.env;
+        let address = create_bigint_u64(env, address)?;
+        let byte_length = create_double(env, len as f64)?;
+        create_object(env, &[(c"address", address), (c"byteLength", byte_length)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_string_round_trip_and_terminator_repair() {
+        let mut copy = copy_in_core("héllo".as_bytes()).ok().unwrap();
+        assert_eq!(copy.len, 6);
+        // SAFETY: test-only write inside the allocation, as JS could through a view.
+        unsafe { copy.as_ptr().add(2).write(0) };
+        copy.restore_terminator();
+        // SAFETY: live NUL-terminated allocation.
+        assert_eq!(unsafe { CStr::from_ptr(copy.as_ptr()) }.count_bytes(), 6);
+    }
+
+    #[test]
+    fn core_errors_map_to_contract_codes() {
+        let code = |bytes: &[u8]| match copy_in_core(bytes) {
+            Err(Throw::New { code, message, .. }) => (code, message),
+            _ => panic!("expected an error"),
+        };
+        assert_eq!(
+            code(b"ab\0"),
+            (
+                "ERR_INTERIOR_NUL",
+                "input contains a NUL byte at offset 2; a NUL-terminated C string cannot carry it".into()
+            )
+        );
+        assert_eq!(
+            code(b"a\xff"),
+            ("ERR_INVALID_UTF8", "input is not valid UTF-8 (first bad byte at offset 1)".into())
+        );
+        assert!(copy_in_core(b"").is_ok());
+    }
+}
