@@ -192,18 +192,20 @@ fn trace_input(ptr: *const u8, len: usize, how: &str) {
     }
 }
 
-/// Hands `bytes` (borrowed for the call) to the core, which returns its own copy.
-fn copy_in_core(bytes: &[u8]) -> Result<CoreString, Throw> {
+/// Hands `len` bytes at `data` (borrowed for the call) to the core, which returns its own copy.
+/// A raw pointer, not a slice: a Uint8Array may sit on a SharedArrayBuffer that another thread
+/// writes, so only the core's single copy reads it.
+fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Throw> {
     // An empty Uint8Array may have a NULL data pointer; the core reads nothing for len 0.
-    let data = if bytes.is_empty() { NonNull::dangling().as_ptr() } else { bytes.as_ptr() };
+    let data = if len == 0 || data.is_null() { NonNull::dangling().as_ptr() } else { data };
     let mut status = core::NAPI_OWNERSHIP_STATUS_OK;
     let mut offset = 0usize;
-    // SAFETY: `data` is valid for `bytes.len()` reads for the call (a live borrow, or dangling for
-    // 0 bytes); `status`/`offset` are locals.
-    let copy = unsafe { core::print_and_return_len(data, bytes.len(), &mut status, &mut offset) };
+    // SAFETY: `data` is valid for `len` reads for the call (checked by the callers), or dangling
+    // for 0 bytes; `status`/`offset` are locals.
+    let copy = unsafe { core::print_and_return_len(data, len, &mut status, &mut offset) };
     match (NonNull::new(copy), status) {
         // Ownership moves from the core to this CoreString: freed by the core when it drops.
-        (Some(ptr), core::NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString { ptr, len: bytes.len() }),
+        (Some(ptr), core::NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString { ptr, len }),
         (_, core::NAPI_OWNERSHIP_STATUS_INTERIOR_NUL) => Err(Throw::range_error(
             "ERR_INTERIOR_NUL",
             format!(
@@ -214,7 +216,7 @@ fn copy_in_core(bytes: &[u8]) -> Result<CoreString, Throw> {
             "ERR_INVALID_UTF8",
             format!("input is not valid UTF-8 (first bad byte at offset {offset})"),
         )),
-        (_, core::NAPI_OWNERSHIP_STATUS_ALLOC_FAILED) => Err(alloc_failed(bytes.len())),
+        (_, core::NAPI_OWNERSHIP_STATUS_ALLOC_FAILED) => Err(alloc_failed(len)),
         (_, other) => Err(Throw::internal(&format!("the core returned status {other}"))),
     }
 }
@@ -233,10 +235,10 @@ fn copy_js_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<C
     }
     check(env, status, "napi_get_value_string_utf8")?;
     if written <= STACK_STRING_MAX {
-        // SAFETY: Node-API initialised the first `written` bytes of `stack`.
-        let bytes = unsafe { std::slice::from_raw_parts(stack.as_ptr().cast::<u8>(), written) };
-        trace_input(bytes.as_ptr(), written, "UTF-8 copy of a JS string");
-        return copy_in_core(bytes).map(Some);
+        // Node-API initialised the first `written` bytes of `stack`.
+        let data = stack.as_ptr().cast::<u8>();
+        trace_input(data, written, "UTF-8 copy of a JS string");
+        return copy_in_core(data, written).map(Some);
     }
 
     let mut len = 0usize;
@@ -256,7 +258,7 @@ fn copy_js_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<C
     unsafe { heap.set_len(written) };
     trace_input(heap.as_ptr(), written, "UTF-8 copy of a JS string");
     // The staging buffer is ours and dropped here; the core made its own copy.
-    copy_in_core(&heap).map(Some)
+    copy_in_core(heap.as_ptr(), heap.len()).map(Some)
 }
 
 /// Reads a Uint8Array in place (no copy on the way in). `None` if not a Uint8Array.
@@ -287,15 +289,10 @@ fn copy_uint8array(env: sys::napi_env, value: sys::napi_value) -> Result<Option<
     if kind != sys::TypedarrayType::uint8_array {
         return Ok(None);
     }
-    let bytes: &[u8] = if len == 0 || data.is_null() {
-        &[]
-    } else {
-        // SAFETY: Node-API reports `data` (already offset by byteOffset) valid for `len` bytes; the
-        // array is an argument, so it stays alive for this call and no JS runs meanwhile.
-        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
-    };
-    trace_input(bytes.as_ptr(), bytes.len(), "Uint8Array read in place");
-    copy_in_core(bytes).map(Some)
+    // Node-API reports `data` (already offset by byteOffset) valid for `len` bytes; the array is an
+    // argument, so it stays alive for this call and no JS on this thread runs meanwhile.
+    trace_input(data.cast_const().cast(), len, "Uint8Array read in place");
+    copy_in_core(data.cast_const().cast(), len).map(Some)
 }
 
 pub struct PrintAndReturn;
@@ -317,11 +314,15 @@ impl Export<1> for PrintAndReturn {
         let (slot, generation) = state
             .strings
             .insert(NativeString { bytes: copy, view: None })
-            // The returned entry drops here, giving its bytes back to the core.
+            // Not worded by the contract (the same wording as the cpp backend). The returned entry
+            // drops here, giving its bytes back to the core.
             .map_err(|TableFull(_entry)| {
                 Throw::range_error(
                     "ERR_NATIVE_ALLOC",
-                    "could not allocate a handle: every rust string slot is in use or retired".to_owned(),
+                    format!(
+                        "could not allocate a handle for the native {}: the handle table of this environment is full",
+                        Kind::String.name()
+                    ),
                 )
             })?;
         state.ledger.allocated += 1;
@@ -519,7 +520,8 @@ mod tests {
 
     #[test]
     fn core_string_round_trip_and_terminator_repair() {
-        let mut copy = copy_in_core("héllo".as_bytes()).ok().unwrap();
+        let text = "héllo".as_bytes();
+        let mut copy = copy_in_core(text.as_ptr(), text.len()).ok().unwrap();
         assert_eq!(copy.len, 6);
         // SAFETY: test-only write inside the allocation, as JS could through a view.
         unsafe { copy.as_ptr().add(2).write(0) };
@@ -530,7 +532,7 @@ mod tests {
 
     #[test]
     fn core_errors_map_to_contract_codes() {
-        let code = |bytes: &[u8]| match copy_in_core(bytes) {
+        let code = |bytes: &[u8]| match copy_in_core(bytes.as_ptr(), bytes.len()) {
             Err(Throw::New { code, message, .. }) => (code, message),
             _ => panic!("expected an error"),
         };
@@ -545,6 +547,6 @@ mod tests {
             code(b"a\xff"),
             ("ERR_INVALID_UTF8", "input is not valid UTF-8 (first bad byte at offset 1)".into())
         );
-        assert!(copy_in_core(b"").is_ok());
+        assert!(copy_in_core(ptr::null(), 0).is_ok(), "an empty Uint8Array may have no data pointer");
     }
 }

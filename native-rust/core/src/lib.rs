@@ -75,16 +75,34 @@ fn try_alloc_with_nul(len: usize) -> Option<Vec<u8>> {
     Some(buffer)
 }
 
-/// Checks `bytes` (no 0 byte, then valid UTF-8, in the contract's order) and copies them into a
-/// new Rust-owned C string.
-fn copy_checked(bytes: &[u8]) -> Result<CString, Failure> {
-    if let Some(offset) = first_nul(bytes) {
+/// Copies `len` bytes from `bytes` into a new buffer, then checks **the copy** (no 0 byte, then
+/// valid UTF-8, in the contract's order) and turns it into a Rust-owned C string.
+///
+/// Copy first, validate second: the input may be memory another thread can write while we read
+/// it (a Uint8Array over a SharedArrayBuffer), so we never hold a `&[u8]` over it and what we vouch
+/// for is exactly what we return.
+///
+/// # Safety
+/// `bytes` must be valid for reads of `len` bytes (any non-NULL pointer when `len == 0`).
+unsafe fn copy_then_check(bytes: *const u8, len: usize) -> Result<CString, Failure> {
+    let mut buffer = try_alloc_with_nul(len).ok_or(Failure::ALLOC_FAILED)?;
+    // SAFETY: the caller guarantees `len` readable bytes at `bytes`; `buffer` is our fresh
+    // allocation with capacity `len + 1`, so the ranges cannot overlap and the first `len` bytes
+    // are initialised before `set_len`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes, buffer.as_mut_ptr(), len);
+        buffer.set_len(len);
+    }
+    if let Some(offset) = first_nul(&buffer) {
         return Err(Failure { status: NAPI_OWNERSHIP_STATUS_INTERIOR_NUL, offset });
     }
-    if let Err(error) = std::str::from_utf8(bytes) {
+    if let Err(error) = std::str::from_utf8(&buffer) {
         return Err(Failure { status: NAPI_OWNERSHIP_STATUS_INVALID_UTF8, offset: error.valid_up_to() });
     }
-    copy_validated(bytes).ok_or(Failure::ALLOC_FAILED)
+    buffer.push(0);
+    // SAFETY: the copy holds no 0 byte (checked above), so the terminator just pushed is the only
+    // NUL and it is last; capacity is exactly `len + 1`, so no reallocation happens.
+    Ok(unsafe { CString::from_vec_with_nul_unchecked(buffer) })
 }
 
 /// Copies bytes already known to hold no 0 byte into a new C string; `None` if allocation fails.
@@ -157,9 +175,8 @@ pub unsafe extern "C" fn print_and_return_len(
             return Err(Failure::NULL_INPUT);
         }
         // SAFETY: `bytes` is non-NULL and, per this function's contract, valid for reads of `len`
-        // bytes for the call; the slice is a borrow that ends before we return.
-        let input = unsafe { std::slice::from_raw_parts(bytes, len) };
-        copy_checked(input)
+        // bytes for the call. The core only reads it once, into its own copy.
+        unsafe { copy_then_check(bytes, len) }
     });
     // A panic cannot happen on these paths; if one ever did, the only honest report left is
     // "no copy was made", which is what ALLOC_FAILED tells the caller.
