@@ -1,0 +1,53 @@
+/**
+ * Every error this library throws carries a stable `code`. Native code (C++ and Rust) uses the same codes and the
+ * same wording, so a caller can branch on `err.code` without caring which backend threw (docs/raw-contract.md).
+ */
+export type ErrorCode =
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_INTERIOR_NUL'
+  | 'ERR_INVALID_UTF8'
+  | 'ERR_NATIVE_ALLOC'
+  | 'ERR_NATIVE_RELEASED'
+  | 'ERR_INVALID_HANDLE'
+  | 'ERR_FOREIGN_HANDLE'
+  | 'ERR_FOREIGN_ENV'
+  | 'ERR_NATIVE_ADDON_LOAD';
+
+/** An Error (or TypeError/RangeError) with a `code`: what every napi-ownership error looks like. */
+export type CodedError<E extends Error = Error> = E & { code: ErrorCode };
+
+type ErrorClass = ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor;
+
+export function codedError<C extends ErrorClass>(
+  Kind: C,
+  code: ErrorCode,
+  message: string,
+  options?: ErrorOptions,
+): CodedError<InstanceType<C>> {
+  const err = new Kind(message, options) as CodedError<InstanceType<C>>;
+  err.code = code;
+  return err;
+}
+
+/** What a value is, in the words of our messages: its `typeof`, or `null`. */
+export function describeReceived(value: unknown): string {
+  return value === null ? 'null' : typeof value;
+}
+
+/** sharp's wording, shared with both addons: `Expected <what> for <name> but received <got>`. */
+export function invalidArgType(what: string, name: string, value: unknown): CodedError<TypeError> {
+  return codedError(
+    TypeError,
+    'ERR_INVALID_ARG_TYPE',
+    `Expected ${what} for ${name} but received ${describeReceived(value)}`,
+  );
+}
+
+export function releasedError(kind: 'string' | 'subscription'): CodedError<Error> {
+  return codedError(Error, 'ERR_NATIVE_RELEASED', `the native ${kind} was already released`);
+}
+
+export function foreignHandleError(owner: string, backend: string): CodedError<TypeError> {
+  return codedError(TypeError, 'ERR_FOREIGN_HANDLE', `handle belongs to the ${owner} backend, not ${backend}`);
+}
