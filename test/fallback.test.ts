@@ -1,0 +1,64 @@
+/**
+ * The FinalizationRegistry fallback: what a user forgets to free is released after the wrapper is collected,
+ * counted as `finalized`, never released twice, and native memory reported to V8 keeps it bounded.
+ */
+import { describe, expect, test } from 'vitest';
+import { backends, type NativeString } from '../src/index.js';
+import { gcUntil, nextJob } from './support/gc.js';
+
+describe.each(backends)('$name: fallback (FinalizationRegistry)', (backend) => {
+  test('strings dropped without free are finalized; live returns to baseline', async () => {
+    const before = backend.stats().strings;
+    (() => {
+      for (let i = 0; i < 200; i++) backend.printAndReturn(`dropped ${i}`);
+    })();
+    await gcUntil('200 strings finalized', () => backend.stats().strings.finalized - before.finalized === 200);
+    const after = backend.stats().strings;
+    expect(after.live).toBe(before.live);
+    expect(after.liveBytes).toBe(before.liveBytes);
+    expect(after.freed).toBe(before.freed);
+  });
+
+  test('an explicit free unregisters: freed and finalized add up exactly, nothing twice', async () => {
+    const before = backend.stats().strings;
+    const kept: NativeString[] = [];
+    (() => {
+      for (let i = 0; i < 100; i++) {
+        const s = backend.printAndReturn(`#${i}`);
+        if (i % 2 === 0) kept.push(s);
+      }
+    })();
+    await nextJob(); // every survivor is now armed with the registry
+    for (const s of kept) expect(s.free()).toBe(true); // armed, then freed: must unregister
+    kept.length = 0;
+    await gcUntil('50 finalized', () => backend.stats().strings.finalized - before.finalized >= 50);
+    for (let i = 0; i < 5; i++) await gcUntil('settled', () => true); // give a double release every chance to show
+    const after = backend.stats().strings;
+    expect(after.freed - before.freed).toBe(50);
+    expect(after.finalized - before.finalized).toBe(50);
+    expect(after.live).toBe(before.live);
+  });
+
+  test('a view held after its string was collected is detached, not dangling', async () => {
+    const before = backend.stats().strings;
+    const view = (() => backend.printAndReturn('orphaned view').view())();
+    expect(view.byteLength).toBe(13);
+    await gcUntil('string finalized', () => backend.stats().strings.finalized > before.finalized);
+    expect(view.byteLength).toBe(0);
+  });
+
+  test('native memory is reported to V8, so the fallback alone keeps memory bounded', async () => {
+    // 1 GiB allocated in 1 MiB strings, never freed, and no gc() call: only V8's own collections,
+    // prompted by the reported external memory, let the registry release them.
+    const input = 'm'.repeat(1 << 20);
+    const before = backend.stats().strings;
+    let peak = 0;
+    for (let i = 0; i < 1024; i++) {
+      backend.printAndReturn(input);
+      if (i % 8 === 7) await nextJob();
+      peak = Math.max(peak, backend.stats().strings.liveBytes - before.liveBytes);
+    }
+    expect(peak).toBeLessThan(512 << 20);
+    await gcUntil('all finalized', () => backend.stats().strings.live === before.live);
+  });
+});

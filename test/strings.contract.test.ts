@@ -1,0 +1,232 @@
+/**
+ * The string contract, run over both backends so C++ and Rust cannot drift apart.
+ * After every test each backend's ledger is back where it started: nothing a test made is left live.
+ */
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { backends, NativeString, type Backend, type StringLedger } from '../src/index.js';
+
+function expectCode(fn: () => unknown, Kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, code: string): Error {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, `expected ${Kind.name} ${code}`).toBeInstanceOf(Kind);
+  expect((caught as { code?: string }).code).toBe(code);
+  return caught as Error;
+}
+
+const other = (b: Backend): Backend => backends.find((x) => x !== b)!;
+
+describe.each(backends)('$name: strings', (backend) => {
+  let before: StringLedger;
+  beforeEach(() => {
+    before = backend.stats().strings;
+  });
+  afterEach(() => {
+    const after = backend.stats().strings;
+    expect(after.live, 'live strings back to baseline').toBe(before.live);
+    expect(after.liveBytes, 'live bytes back to baseline').toBe(before.liveBytes);
+  });
+
+  describe('round trip: a fresh native copy of the UTF-8 bytes', () => {
+    test.each([
+      ['ASCII', 'Hello from TS'],
+      ['empty', ''],
+      ['2- and 3-byte characters', 'Åßç 中文 ₿'],
+      ['4-byte characters (emoji, astral)', '👋🦀🎉 𝄞'],
+      ['1 MiB', 'x'.repeat(1 << 20)],
+    ])('%s', (_name, input) => {
+      using s = backend.printAndReturn(input);
+      expect(s.toString()).toBe(input);
+      expect(s.byteLength).toBe(Buffer.byteLength(input));
+      expect(Buffer.from(s.view()).equals(Buffer.from(input))).toBe(true);
+      expect(s.backend).toBe(backend.name);
+    });
+
+    test('each call allocates its own copy', () => {
+      using a = backend.printAndReturn('same');
+      using b = backend.printAndReturn('same');
+      expect(a.address).not.toBe(b.address);
+      expect(a.address).toBeGreaterThan(0n);
+    });
+
+    test('a Uint8Array is read as UTF-8 bytes, at its offset', () => {
+      const backing = Buffer.from('..Grüße, 世界..');
+      const input = new Uint8Array(backing.buffer, backing.byteOffset + 2, backing.length - 4);
+      using s = backend.printAndReturn(input);
+      expect(s.toString()).toBe('Grüße, 世界');
+      expect(s.byteLength).toBe(input.byteLength);
+      input.fill(0x21); // the native copy does not alias the input
+      expect(s.toString()).toBe('Grüße, 世界');
+    });
+
+    test('a Buffer is a Uint8Array', () => {
+      using s = backend.printAndReturn(Buffer.from('from a Buffer'));
+      expect(s.toString()).toBe('from a Buffer');
+    });
+
+    test('lone surrogates become U+FFFD, as TextEncoder does', () => {
+      for (const input of ['a\uD800b', '\uDC00', 'x\uD83D']) {
+        using s = backend.printAndReturn(input);
+        expect(Buffer.from(s.view())).toEqual(Buffer.from(new TextEncoder().encode(input)));
+        expect(s.toString()).toBe(input.replace(/[\uD800-\uDFFF]/g, '\uFFFD'));
+      }
+    });
+  });
+
+  describe('view(): zero-copy, and never readable after release', () => {
+    test('writes through the view are the native bytes', () => {
+      using s = backend.printAndReturn('abc');
+      const v = s.view();
+      v[0] = 'x'.charCodeAt(0);
+      expect(s.toString()).toBe('xbc');
+      expect(s.view()[0]).toBe('x'.charCodeAt(0));
+    });
+
+    test('every view handed out is detached on free', () => {
+      const s = backend.printAndReturn('detach me');
+      const v1 = s.view();
+      const v2 = s.view();
+      expect(v1.byteLength).toBe(9);
+      expect(s.free()).toBe(true);
+      expect(v1.byteLength).toBe(0);
+      expect(v2.byteLength).toBe(0);
+      expect(v1.buffer.byteLength).toBe(0);
+      expect(v1[0]).toBeUndefined();
+    });
+
+    test('a view cannot be transferred out from under free(): a transfer copies, never moves native memory', () => {
+      // Risk: postMessage/structuredClone with a transfer list moves the borrowed pointer into a new ArrayBuffer that
+      // free() cannot detach, and that ArrayBuffer would then read freed memory.
+      const s = backend.printAndReturn('stay home');
+      const v = s.view();
+      let moved: Uint8Array | undefined;
+      try {
+        moved = structuredClone(v, { transfer: [v.buffer] });
+      } catch (error) {
+        expect((error as Error).name).toBe('DataCloneError'); // refusing is as safe as copying
+      }
+      expect(v.byteLength).toBe(9); // still ours: not detached by the transfer
+      if (moved) {
+        moved[0] = 0x21;
+        expect(s.toString()).toBe('stay home'); // the clone does not alias native memory
+      }
+      s.free();
+      expect(v.byteLength).toBe(0);
+      if (moved) expect(Buffer.from(moved).toString()).toBe('!tay home');
+    });
+  });
+
+  describe('explicit release', () => {
+    test('free(): true the first time, false after; freed reflects it', () => {
+      const s = backend.printAndReturn('free me');
+      expect(s.freed).toBe(false);
+      expect(s.free()).toBe(true);
+      expect(s.freed).toBe(true);
+      expect(s.free()).toBe(false);
+    });
+
+    test('using frees at the end of the block', () => {
+      let escaped: NativeString;
+      {
+        using s = backend.printAndReturn('scoped');
+        escaped = s;
+        expect(s.freed).toBe(false);
+      }
+      expect(escaped.freed).toBe(true);
+      expect(escaped.free()).toBe(false);
+    });
+
+    test('freeString(s): seed 003 shape, same as s.free()', () => {
+      const s = backend.printAndReturn('seed');
+      expect(backend.freeString(s)).toBe(true);
+      expect(backend.freeString(s)).toBe(false);
+    });
+
+    test('freeString refuses another backend’s string and non-strings', () => {
+      using s = other(backend).printAndReturn('not yours');
+      expectCode(() => backend.freeString(s), TypeError, 'ERR_FOREIGN_HANDLE');
+      expect(s.freed).toBe(false);
+      expectCode(() => backend.freeString({} as NativeString), TypeError, 'ERR_INVALID_ARG_TYPE');
+    });
+
+    test('use after free throws ERR_NATIVE_RELEASED, for every accessor', () => {
+      const s = backend.printAndReturn('gone');
+      s.free();
+      for (const use of [() => s.toString(), () => s.view(), () => s.address, () => s.byteLength]) {
+        const err = expectCode(use, Error, 'ERR_NATIVE_RELEASED');
+        expect(err.message).toBe('the native string was already released');
+      }
+    });
+
+    test('the ledger counts every allocation and release', () => {
+      const strings = ['a', 'bb', 'ccc'].map((x) => backend.printAndReturn(x));
+      let now = backend.stats().strings;
+      expect(now.allocated - before.allocated).toBe(3);
+      expect(now.live - before.live).toBe(3);
+      expect(now.liveBytes - before.liveBytes).toBe(6);
+      for (const s of strings) s.free();
+      now = backend.stats().strings;
+      expect(now.freed - before.freed).toBe(3);
+      expect(now.finalized - before.finalized).toBe(0);
+    });
+  });
+
+  describe('bad input: a coded error, never a crash', () => {
+    test.each([
+      ['number', 42],
+      ['null', null],
+      ['undefined', undefined],
+      ['object', {}],
+      ['object', [104, 105]],
+      ['object', new Uint16Array(2)],
+      ['object', new DataView(new ArrayBuffer(2))],
+      ['object', new ArrayBuffer(2)],
+      ['symbol', Symbol('x')],
+      ['bigint', 1n],
+    ])('%s → TypeError ERR_INVALID_ARG_TYPE', (received, input) => {
+      const err = expectCode(() => backend.printAndReturn(input as string), TypeError, 'ERR_INVALID_ARG_TYPE');
+      expect(err.message).toBe(`Expected a string or Uint8Array for input but received ${received}`);
+      // The native layer checks again, with the same words.
+      const raw = expectCode(() => backend.raw.print_and_return(input as string), TypeError, 'ERR_INVALID_ARG_TYPE');
+      expect(raw.message).toBe(err.message);
+    });
+
+    test('a NUL cannot cross a NUL-terminated C ABI → RangeError ERR_INTERIOR_NUL', () => {
+      const err = expectCode(() => backend.printAndReturn('ab\0cd'), RangeError, 'ERR_INTERIOR_NUL');
+      expect(err.message).toBe('input contains a NUL byte at offset 2; a NUL-terminated C string cannot carry it');
+      expectCode(() => backend.printAndReturn(Uint8Array.of(0x61, 0)), RangeError, 'ERR_INTERIOR_NUL');
+    });
+
+    test('a Uint8Array that is not UTF-8 → RangeError ERR_INVALID_UTF8', () => {
+      const cases: [number[], number][] = [
+        [[0x61, 0xff], 1], // never valid
+        [[0x61, 0x62, 0xc3], 2], // truncated sequence
+        [[0xc0, 0xaf], 0], // overlong '/'
+        [[0xed, 0xa0, 0x80], 0], // UTF-16 surrogate encoded
+        [[0xf4, 0x90, 0x80, 0x80], 0], // above U+10FFFF
+      ];
+      for (const [bytes, offset] of cases) {
+        const err = expectCode(() => backend.printAndReturn(Uint8Array.from(bytes)), RangeError, 'ERR_INVALID_UTF8');
+        expect(err.message).toBe(`input is not valid UTF-8 (first bad byte at offset ${offset})`);
+      }
+    });
+
+    test('256 MiB works (or fails with a RangeError), never a crash', () => {
+      const size = 256 * 1024 * 1024;
+      const input = new Uint8Array(size).fill(0x61);
+      try {
+        using s = backend.printAndReturn(input);
+        expect(s.byteLength).toBe(size);
+        const v = s.view();
+        expect(v.byteLength).toBe(size);
+        expect(v[size - 1]).toBe(0x61);
+      } catch (error) {
+        expect(error).toBeInstanceOf(RangeError);
+        expect((error as { code?: string }).code).toBe('ERR_NATIVE_ALLOC');
+      }
+    });
+  });
+});

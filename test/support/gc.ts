@@ -1,0 +1,24 @@
+/**
+ * Node's test/common/gc.js `gcUntil`, for vitest: collect, yield to the event loop so FinalizationRegistry callbacks
+ * and Node-API finalizers can run, check, and give up after a bounded number of rounds. Never a sleep.
+ */
+declare const gc: (() => void) | undefined;
+
+export function collect(): void {
+  if (typeof gc !== 'function') throw new Error('gc() is not exposed: run node with --expose-gc');
+  gc();
+}
+
+export async function gcUntil(what: string, done: () => boolean, rounds = 100): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    collect();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (done()) return;
+  }
+  throw new Error(`gcUntil: still waiting for "${what}" after ${rounds} rounds of gc()`);
+}
+
+/** A job boundary: what a WeakRef deref() or a pending fallback holds is let go only after the current job. */
+export function nextJob(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
