@@ -43,8 +43,9 @@ pub fn trace_line(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "[napi-ownership rust] {args}");
 }
 
+/// Traces a non-NULL address (NULL in or out is an error the caller reports, not a journey step).
 fn trace_address(what: &str, address: *const c_char) {
-    if trace_enabled() {
+    if !address.is_null() && trace_enabled() {
         trace_line(format_args!("Rust {what} address: {address:p}"));
     }
 }
