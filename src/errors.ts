@@ -4,7 +4,6 @@
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARG_TYPE'
-  | 'ERR_INVALID_ARG_VALUE'
   | 'ERR_INTERIOR_NUL'
   | 'ERR_INVALID_UTF8'
   | 'ERR_NATIVE_ALLOC'
@@ -12,7 +11,8 @@ export type ErrorCode =
   | 'ERR_INVALID_HANDLE'
   | 'ERR_FOREIGN_HANDLE'
   | 'ERR_FOREIGN_ENV'
-  | 'ERR_NATIVE_ADDON_LOAD';
+  | 'ERR_NATIVE_ADDON_LOAD'
+  | 'ERR_NATIVE_INTERNAL';
 
 /** An Error (or TypeError/RangeError) with a `code`: what every napi-ownership error looks like. */
 export type CodedError<E extends Error = Error> = E & { code: ErrorCode };
