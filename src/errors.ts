@@ -4,6 +4,7 @@
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
   | 'ERR_INTERIOR_NUL'
   | 'ERR_INVALID_UTF8'
   | 'ERR_NATIVE_ALLOC'
@@ -12,7 +13,8 @@ export type ErrorCode =
   | 'ERR_FOREIGN_HANDLE'
   | 'ERR_FOREIGN_ENV'
   | 'ERR_NATIVE_ADDON_LOAD'
-  | 'ERR_NATIVE_INTERNAL';
+  | 'ERR_NATIVE_INTERNAL'
+  | 'ERR_CALLBACKS_THREW';
 
 /** An Error (or TypeError/RangeError) with a `code`: what every napi-ownership error looks like. */
 export type CodedError<E extends Error = Error> = E & { code: ErrorCode };

@@ -1,0 +1,82 @@
+/*
+ * napi-ownership dispatcher core: seed 000's "libdummy", a message dispatcher keyed by destination. Plain C ABI, no
+ * Node. Both addons register with it: the C++ addon directly, the Rust addon through seed 000's handler_/cancel_.
+ *
+ * Ownership
+ * - The caller owns the FFIWrapper and whatever `self_rust_side` points to. The dispatcher only borrows them, from
+ *   dispatcher_handler() until dispatcher_cancel() (or dispatcher_shutdown()) returns. After that the caller may free
+ *   them: the dispatcher never touches them again.
+ * - The dispatcher owns its registration records and the copies of `dest` it keeps; dispatcher_shutdown() frees them
+ *   all (seed 000 added shutdown so valgrind reports 0 leaks) and dispatcher_free() frees the instance.
+ *
+ * Threads and re-entrancy
+ * - Every function may be called from any thread; a mutex guards the registrations, and it is never held while a
+ *   callback runs. So a callback may call dispatcher_handler/cancel/send on the same dispatcher (re-entrancy).
+ * - A handler cancelled during a send is not called afterwards, not even later in that same send. A handler
+ *   registered during a send receives the next message, not the current one. Delivery is in registration order.
+ * - When dispatcher_cancel() returns 0, no other thread is inside that handler's callback and none will enter it: if
+ *   one was inside, cancel waited for it to leave. The calling thread itself may still be inside the callback (a
+ *   callback that cancels its own registration): then the callback must not use its FFIWrapper or `self` after
+ *   cancel returns, and neither does the dispatcher after the callback returns.
+ *
+ * State lives in a Dispatcher instance, never in a global: each Node-API environment (main thread, every worker)
+ * creates its own.
+ */
+#ifndef NAPI_OWNERSHIP_DISPATCHER_H
+#define NAPI_OWNERSHIP_DISPATCHER_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT noexcept
+extern "C" {
+#else
+#define NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT
+#endif
+
+/* Called once per message delivered to a handler. `dest` and `msg` are borrowed for the call only. Must not throw or
+ * unwind (C ABI); report failures through `self`. */
+typedef void (*DispatcherCallback)(void* self_rust_side, const char* dest, const char* msg);
+
+/* Seed 000's FFIWrapper: { callback, self_rust_side }. Owned by the caller; borrowed by the dispatcher while registered. */
+typedef struct FFIWrapper {
+  DispatcherCallback callback;
+  void* self_rust_side;
+} FFIWrapper;
+
+typedef struct Dispatcher Dispatcher;
+
+/* A registration's id ("ctx" in seed 000). Never reused within a dispatcher; 0 is never a valid ctx. */
+typedef uint64_t DispatcherCtx;
+
+/* A new, empty dispatcher, or NULL if allocation failed. Freed by dispatcher_free(). */
+Dispatcher* dispatcher_new(void) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Shuts down (see dispatcher_shutdown) and frees the instance. NULL is a no-op. */
+void dispatcher_free(Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Registers `w` for messages to `dest` (copied). Returns its ctx, or 0 if an argument is NULL, `w->callback` is NULL,
+ * or allocation failed (then nothing was registered). */
+DispatcherCtx dispatcher_handler(Dispatcher* d, const char* dest, FFIWrapper* w) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Cancels registration `ctx` under `dest`. Returns 0 on success; -1 if no such registration exists under that `dest`
+ * (never registered, already cancelled, shut down, or registered under another dest: it then stays registered);
+ * -2 if an argument is NULL. On success the dispatcher is done with the FFIWrapper (see Threads above). */
+int32_t dispatcher_cancel(Dispatcher* d, const char* dest, DispatcherCtx ctx) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Delivers `msg` synchronously, on the calling thread, to every handler registered under `dest` when the send began
+ * and still registered when its turn comes. Returns how many callbacks ran (>= 0), or -2 if an argument is NULL. */
+int32_t dispatcher_send(Dispatcher* d, const char* dest, const char* msg) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Drops every registration and frees everything the dispatcher holds except the instance, which stays usable.
+ * Returns how many registrations were dropped. Afterwards the dispatcher is done with every FFIWrapper it had. */
+int32_t dispatcher_shutdown(Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Registrations currently held (for ledgers and tests). */
+uint32_t dispatcher_live(const Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* NAPI_OWNERSHIP_DISPATCHER_H */
