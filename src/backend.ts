@@ -1,12 +1,19 @@
-import { foreignHandleError, invalidArgType } from './errors.js';
-import { Fallback } from './fallback.js';
+import { foreignHandleError, invalidArgType, validateDest } from './errors.js';
+import { Fallback, RELEASED } from './fallback.js';
 import { NativeString } from './native-string.js';
-import type { RawAddon, StringLedger } from './native/raw.js';
+import type { HandlerLedger, RawAddon, StringLedger } from './native/raw.js';
+import { Subscription } from './subscription.js';
 
 export type BackendName = 'cpp' | 'rust';
 
 export interface Stats {
   strings: StringLedger;
+  handlers: HandlerLedger;
+}
+
+export interface HandlerOptions {
+  /** Aborting it cancels the subscription; an already-aborted signal registers nothing. */
+  signal?: AbortSignal | undefined;
 }
 
 const trace = process.env.NAPI_OWNERSHIP_TRACE === '1';
@@ -20,6 +27,7 @@ export class Backend {
   readonly #load: () => RawAddon;
   #raw: RawAddon | undefined;
   #fallback: Fallback | undefined;
+  #handlerFallback: Fallback | undefined;
 
   /** Use the exported `cpp` and `rust`; `load` returns the raw addon (see ./native/). */
   constructor(name: BackendName, load: () => RawAddon) {
@@ -35,6 +43,11 @@ export class Backend {
   /** @internal The FinalizationRegistry fallback for this backend's objects. */
   get _fallback(): Fallback {
     return (this.#fallback ??= new Fallback((handle) => this.raw.finalize_string(handle)));
+  }
+
+  /** @internal The FinalizationRegistry fallback for this backend's subscriptions. */
+  get _handlerFallback(): Fallback {
+    return (this.#handlerFallback ??= new Fallback((handle) => this.raw.finalize_subscription(handle)));
   }
 
   /**
@@ -62,6 +75,63 @@ export class Backend {
     return s.free();
   }
 
+  /**
+   * Seed 000's `handler_`: boxes `callback` natively and registers it with the dispatcher under `dest`.
+   * The callback stays alive while registered, even if JS drops every other reference to it.
+   * Ownership: the returned Subscription owns the registration; keep it as long as you want messages.
+   */
+  handler(dest: string, callback: (message: string) => void, options?: HandlerOptions): Subscription {
+    validateDest(dest);
+    if (typeof callback !== 'function') throw invalidArgType('a function', 'callback', callback);
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw invalidArgType('an object', 'options', options);
+    }
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw invalidArgType('an AbortSignal', 'options.signal', signal);
+    }
+    if (signal?.aborted) return Subscription._inactive(this, dest);
+    const sub = Subscription._create(this, dest, this.raw.handler(dest, callback));
+    this._handlerFallback.adopt(sub);
+    if (signal) sub._follow(signal);
+    return sub;
+  }
+
+  /** Delivers `message` to every callback registered under `dest`, synchronously. Returns how many ran. */
+  send(dest: string, message: string): number {
+    validateDest(dest);
+    if (typeof message !== 'string') throw invalidArgType('a string', 'message', message);
+    return this.raw.send(dest, message);
+  }
+
+  /**
+   * Seed 000's `cancel_(dest, wrapper)`: cancels `sub` if it is registered under `dest`. False (and `sub` stays
+   * active) if it is registered under another dest or no longer registered.
+   */
+  cancel(dest: string, sub: Subscription): boolean {
+    validateDest(dest);
+    if (!(sub instanceof Subscription)) throw invalidArgType('a Subscription', 'sub', sub);
+    if (sub._backend !== this) throw foreignHandleError(sub._backend.name, this.name);
+    return this._cancel(sub, dest);
+  }
+
+  /** @internal Every cancel path ends here. */
+  _cancel(sub: Subscription, dest?: string): boolean {
+    if (sub._life === RELEASED) return false;
+    const cancelled = dest === undefined ? this.raw.cancel(sub._handle) : this.raw.cancel(sub._handle, dest);
+    // Without a dest, false means native code already let go (shutdown): the Subscription is done either way.
+    if (cancelled || dest === undefined) {
+      this._handlerFallback.disown(sub);
+      sub._unfollow();
+    }
+    return cancelled;
+  }
+
+  /** Cancels every registration of this backend in this environment; returns how many. The backend stays usable. */
+  shutdown(): number {
+    return this.raw.shutdown();
+  }
+
   /** This environment's ledger of native allocations, read from the addon. */
   stats(): Stats {
     return this.raw.stats();
@@ -70,5 +140,6 @@ export class Backend {
   /** Arms the fallback for everything made so far in this job (normally done at the end of the job). For tests. */
   flushFallback(): void {
     this.#fallback?.armPending();
+    this.#handlerFallback?.armPending();
   }
 }

@@ -53,3 +53,19 @@ export function releasedError(kind: 'string' | 'subscription'): CodedError<Error
 export function foreignHandleError(owner: string, backend: string): CodedError<TypeError> {
   return codedError(TypeError, 'ERR_FOREIGN_HANDLE', `handle belongs to the ${owner} backend, not ${backend}`);
 }
+
+export function interiorNulError(name: string, offset: number): CodedError<RangeError> {
+  return codedError(
+    RangeError,
+    'ERR_INTERIOR_NUL',
+    `${name} contains a NUL byte at offset ${offset}; a NUL-terminated C string cannot carry it`,
+  );
+}
+
+/** A destination as both addons accept it: a non-empty string without NUL. Checked here first, natively again. */
+export function validateDest(dest: unknown): asserts dest is string {
+  if (typeof dest !== 'string') throw invalidArgType('a non-empty string', 'dest', dest);
+  if (dest.length === 0) throw codedError(RangeError, 'ERR_INVALID_ARG_VALUE', 'dest must be a non-empty string');
+  const nul = dest.indexOf('\0');
+  if (nul !== -1) throw interiorNulError('dest', Buffer.byteLength(dest.slice(0, nul)));
+}

@@ -104,7 +104,7 @@ describe.each(backends)('$name: strings', (backend) => {
       const v = s.view();
       let moved: Uint8Array | undefined;
       try {
-        moved = structuredClone(v, { transfer: [v.buffer] });
+        moved = structuredClone(v, { transfer: [v.buffer as ArrayBuffer] });
       } catch (error) {
         expect((error as Error).name).toBe('DataCloneError'); // refusing is as safe as copying
       }

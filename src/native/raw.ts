@@ -17,8 +17,20 @@ export interface StringLedger {
   liveBytes: number;
 }
 
+export interface HandlerLedger {
+  /** Registrations currently held by the dispatcher for this backend and environment. */
+  live: number;
+  /** Every successful handler(). */
+  registered: number;
+  /** Cancelled explicitly: cancel(), using, an aborted signal, shutdown(). */
+  cancelled: number;
+  /** Cancelled by the FinalizationRegistry fallback after the Subscription was collected. */
+  finalized: number;
+}
+
 export interface RawStats {
   strings: StringLedger;
+  handlers: HandlerLedger;
 }
 
 export interface RawAddon {
@@ -31,6 +43,17 @@ export interface RawAddon {
   string_text(handle: Handle): string;
   string_view(handle: Handle): Uint8Array;
   string_info(handle: Handle): { address: bigint; byteLength: number };
+  /** Boxes `callback` (kept alive by a strong reference while registered) and registers it under `dest`. */
+  handler(dest: string, callback: (message: string) => void): Handle;
+  /** Cancels and frees the boxes: true, or false if already cancelled (or, with `dest`, registered under another dest). */
+  cancel(handle: Handle, dest?: string): boolean;
+  /** As cancel, counted as `finalized`: the FinalizationRegistry's path. */
+  finalize_subscription(handle: Handle): boolean;
+  subscription_active(handle: Handle): boolean;
+  /** Calls every callback under `dest` on this thread; returns how many ran. Rethrows what they threw, afterwards. */
+  send(dest: string, message: string): number;
+  /** Cancels every registration of this environment; returns how many. */
+  shutdown(): number;
   stats(): RawStats;
   noop(): undefined;
 }
