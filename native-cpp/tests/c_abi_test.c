@@ -1,8 +1,15 @@
-/* The C++ core's header compiles as plain C and its functions link from a C program. */
+/* The C++ core's headers compile as plain C and their functions link from a C program. */
 #include <napi_ownership/cpp_core.h>
+#include <napi_ownership/dispatcher.h>
 
 #include <stdio.h>
 #include <string.h>
+
+static void count_call(void* self, const char* dest, const char* msg) {
+  (void)dest;
+  (void)msg;
+  ++*(int*)self;
+}
 
 int main(void) {
   int32_t status = -1;
@@ -14,6 +21,16 @@ int main(void) {
   ok = ok && copy != NULL && strcmp(copy, "plain C string") == 0;
   cpp_free_string(copy);
   cpp_free_string(NULL);
+
+  {
+    int calls = 0;
+    FFIWrapper wrapper = {count_call, &calls}; /* ours; the dispatcher borrows it until cancel returns */
+    Dispatcher* d = dispatcher_new();
+    DispatcherCtx ctx = dispatcher_handler(d, "c", &wrapper);
+    ok = ok && d != NULL && ctx != 0 && dispatcher_send(d, "c", "hi") == 1 && calls == 1;
+    ok = ok && dispatcher_cancel(d, "c", ctx) == 0 && dispatcher_send(d, "c", "hi") == 0 && calls == 1;
+    dispatcher_free(d);
+  }
   puts(ok ? "c_abi_test: ok" : "c_abi_test: FAILED");
   return ok ? 0 : 1;
 }
