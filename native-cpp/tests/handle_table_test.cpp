@@ -100,6 +100,25 @@ void test_full_table_keeps_payload() {
   CHECK(extra.value != nullptr && *extra.value == 9);  // a refused payload stays with the caller
 }
 
+// take_each (the subscription table's shutdown): every live payload handed out once, every slot released.
+void test_take_each() {
+  Table table;
+  const auto a = table.insert(owned(1));
+  const auto b = table.insert(owned(2));
+  const auto c = table.insert(owned(3));
+  CHECK(a && b && c);
+  CHECK(table.take(*b).has_value());  // an empty slot in the middle is skipped
+  int sum = 0;
+  CHECK(table.take_each([&](Owned&& o) { sum += *o.value; }) == 2);  // `o` dies at the end of each call
+  CHECK(sum == 4);
+  CHECK(table.live() == 0);
+  CHECK(table.classify(*a) == Table::State::kReleased && table.classify(*c) == Table::State::kReleased);
+  CHECK(table.take_each([&](Owned&&) { sum = -1; }) == 0);
+  CHECK(sum == 4);
+  const auto d = table.insert(owned(4));  // released slots are reused, with a new generation
+  CHECK(d && d->generation == 2);
+}
+
 }  // namespace
 
 int main() {
@@ -107,6 +126,7 @@ int main() {
   test_lifecycle();
   test_retirement();
   test_full_table_keeps_payload();
+  test_take_each();
   if (g_failures != 0) {
     std::fprintf(stderr, "handle_table_test: %d check(s) failed\n", g_failures);
     return 1;

@@ -82,6 +82,20 @@ class HandleTable {
     return out;
   }
 
+  // Moves every live payload out to `f` (which then owns it), releasing each slot as take() does. `f` must not insert
+  // into or take from this table. Returns how many payloads it handed out.
+  template <typename F>
+  std::size_t take_each(F&& f) {
+    std::size_t count = 0;
+    for (std::uint32_t index = 0; index < slots_.size(); ++index) {
+      if (std::optional<Payload> out = take(Key{index, slots_[index].generation})) {
+        ++count;
+        f(std::move(*out));
+      }
+    }
+    return count;
+  }
+
   template <typename F>
   void for_each_live(F&& f) {
     for (Slot& slot : slots_) {
