@@ -7,19 +7,20 @@
 #include <napi.h>
 
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <new>
 #include <optional>
 
+#include "binding.hpp"
 #include "errors.hpp"
 #include "handle.hpp"
 #include "handle_table.hpp"
 #include "napi_ownership/cpp_core.h"
 #include "napi_ownership/cpp_trace.hpp"
 #include "state.hpp"
+#include "subscriptions.hpp"
 
 namespace napi_ownership {
 namespace {
@@ -32,46 +33,6 @@ constexpr std::size_t kStackInputBytes = 256;
 
 // The only process-wide state: the counter that gives each environment its env bits (1..255, wrapping, 0 unused).
 std::atomic<std::uint32_t> g_env_counter{0};
-
-void check(napi_env env, napi_status status) {
-  if (status != napi_ok) throw Napi::Error::New(env);
-}
-
-AddonState& state_of(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<AddonState>(); }
-
-// Decodes a handle argument in the contract's order (first failure wins) and returns its key, or std::nullopt when
-// the handle names an object that was already released. Every other failure throws.
-template <typename Payload>
-std::optional<typename HandleTable<Payload>::Key> resolve(napi_env env, const AddonState& state,
-                                                          const HandleTable<Payload>& table, napi_value value,
-                                                          Kind kind) {
-  double number;
-  if (napi_get_value_double(env, value, &number) != napi_ok) {
-    errors::throw_invalid_arg_type(env, "a number", "handle", value);
-  }
-  // NaN fails every comparison, so it lands here too.
-  if (!(number >= 0.0 && number < static_cast<double>(handle::kLimit) && std::trunc(number) == number)) {
-    errors::throw_invalid_handle(env, value, kind);
-  }
-  const handle::Fields fields = handle::decode(static_cast<std::uint64_t>(number));
-  if (fields.backend == static_cast<std::uint32_t>(handle::kOtherBackend)) errors::throw_foreign_handle(env);
-  if (fields.backend != static_cast<std::uint32_t>(handle::kThisBackend) ||
-      fields.kind != static_cast<std::uint32_t>(kind)) {
-    errors::throw_invalid_handle(env, value, kind);
-  }
-  if (fields.env != state.env_id) errors::throw_foreign_env(env);
-
-  const typename HandleTable<Payload>::Key key{fields.slot, fields.generation};
-  switch (table.classify(key)) {
-    case HandleTable<Payload>::State::kLive:
-      return key;
-    case HandleTable<Payload>::State::kReleased:
-      return std::nullopt;
-    case HandleTable<Payload>::State::kNeverIssued:
-    default:
-      errors::throw_invalid_handle(env, value, kind);
-  }
-}
 
 // The live string named by the first argument; a released one throws ERR_NATIVE_RELEASED.
 StringEntry& live_string(const Napi::CallbackInfo& info, AddonState& state) {
@@ -170,7 +131,7 @@ Napi::Value print_and_return(const Napi::CallbackInfo& info) {
   StringEntry entry{CoreString(cpp_print_and_return_len(bytes, length, &status, &offset)), length, {}};
   if (!entry.bytes) {
     switch (status) {
-      case CPP_CORE_STATUS_INTERIOR_NUL: errors::throw_interior_nul(env, offset);
+      case CPP_CORE_STATUS_INTERIOR_NUL: errors::throw_interior_nul(env, "input", offset);
       case CPP_CORE_STATUS_INVALID_UTF8: errors::throw_invalid_utf8(env, offset);
       default: errors::throw_alloc(env, length + 1);
     }
@@ -188,10 +149,7 @@ Napi::Value print_and_return(const Napi::CallbackInfo& info) {
   state.ledger.live_bytes += length;
   state.memory.adjust(env, static_cast<std::int64_t>(length));
 
-  const std::uint64_t h = handle::encode(state.env_id, handle::kThisBackend, Kind::kString, key->generation, key->slot);
-  napi_value result;
-  check(env, napi_create_double(env, static_cast<double>(h), &result));
-  return Napi::Value(env, result);
+  return handle_value(env, state, Kind::kString, key->generation, key->slot);
 }
 
 // free_string / finalize_string: release now; `true`, or `false` if it was already released.
@@ -265,7 +223,8 @@ Napi::Value string_info(const Napi::CallbackInfo& info) {
 // stats(): this environment's ledger.
 Napi::Value stats(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  const StringLedger& ledger = state_of(info).ledger;
+  const AddonState& state = state_of(info);
+  const StringLedger& ledger = state.ledger;
   Napi::Object strings = Napi::Object::New(env);
   strings.Set("live", Napi::Number::New(env, static_cast<double>(ledger.live())));
   strings.Set("allocated", Napi::Number::New(env, static_cast<double>(ledger.allocated)));
@@ -274,6 +233,7 @@ Napi::Value stats(const Napi::CallbackInfo& info) {
   strings.Set("liveBytes", Napi::Number::New(env, static_cast<double>(ledger.live_bytes)));
   Napi::Object result = Napi::Object::New(env);
   result.Set("strings", strings);
+  result.Set("handlers", handler_stats(env, state));
   return result;
 }
 
@@ -282,7 +242,9 @@ void noop(const Napi::CallbackInfo&) {}
 
 // Instance-data finalizer, at environment teardown: no JS runs again, so views are not detached; their weak references
 // are deleted and every string still live is freed with the table (cpp_free_string, via ~StringEntry). Nothing is
-// reported to JS, the ledger or V8 (the isolate's external-memory count goes away with it).
+// reported to JS, the ledger or V8 (the isolate's external-memory count goes away with it). Deleting the state also
+// cancels every live subscription, frees its boxes (deleting the references to the functions), and then frees the
+// dispatcher (see AddonState's member order); no callback runs.
 void finalize_state(Napi::Env env, AddonState* state) {
   state->strings.for_each_live([env](StringEntry& entry) { release_view(env, entry.view, /*detach=*/false); });
   delete_reference(env, state->mark_untransferable);
@@ -311,7 +273,9 @@ napi_ref find_mark_untransferable(Napi::Env env) {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   const std::uint32_t env_id = g_env_counter.fetch_add(1, std::memory_order_relaxed) % handle::kMaxEnvId + 1;
-  auto state = std::make_unique<AddonState>(env_id);
+  DispatcherPtr dispatcher(dispatcher_new());  // this environment's; freed with the state at teardown
+  if (!dispatcher) throw Napi::Error::New(env, "napi-ownership: could not allocate the dispatcher");
+  auto state = std::make_unique<AddonState>(env_id, std::move(dispatcher));
   state->mark_untransferable = find_mark_untransferable(env);
   env.SetInstanceData<AddonState, finalize_state>(state.get());
   (void)state.release();  // owned by Node-API now; finalize_state deletes it at teardown
@@ -324,6 +288,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("string_info", Napi::Function::New<string_info>(env, "string_info"));
   exports.Set("stats", Napi::Function::New<stats>(env, "stats"));
   exports.Set("noop", Napi::Function::New<noop>(env, "noop"));
+  add_subscription_exports(env, exports);
   return exports;
 }
 

@@ -80,9 +80,13 @@ void throw_released(napi_env env, handle::Kind kind) {
               std::string("the native ") + handle::kind_name(kind) + " was already released");
 }
 
-void throw_interior_nul(napi_env env, std::size_t offset) {
+void throw_invalid_arg_value(napi_env env, const char* message) {
+  throw_coded(env, Class::kRangeError, "ERR_INVALID_ARG_VALUE", message);
+}
+
+void throw_interior_nul(napi_env env, const char* name, std::size_t offset) {
   throw_coded(env, Class::kRangeError, "ERR_INTERIOR_NUL",
-              "input contains a NUL byte at offset " + std::to_string(offset) +
+              std::string(name) + " contains a NUL byte at offset " + std::to_string(offset) +
                   "; a NUL-terminated C string cannot carry it");
 }
 
@@ -101,6 +105,12 @@ void throw_table_full(napi_env env, handle::Kind kind) {
   throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC",
               std::string("could not allocate a handle for the native ") + handle::kind_name(kind) +
                   ": the handle table of this environment is full");
+}
+
+void throw_subscription_alloc(napi_env env) {
+  // Not worded by the contract: the box, the FFIWrapper, the dest copy or the dispatcher's record could not be
+  // allocated (nothing was registered).
+  throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC", "could not allocate the native subscription");
 }
 
 }  // namespace napi_ownership::errors

@@ -34,10 +34,17 @@ std::string describe_received(napi_env env, napi_value value);
 // Error ERR_NATIVE_RELEASED: "the native <kind> was already released".
 [[noreturn]] void throw_released(napi_env env, handle::Kind kind);
 
-// RangeError ERR_INTERIOR_NUL / ERR_INVALID_UTF8 / ERR_NATIVE_ALLOC.
-[[noreturn]] void throw_interior_nul(napi_env env, std::size_t offset);
+// RangeError ERR_INVALID_ARG_VALUE with `message` as is (e.g. "dest must be a non-empty string").
+[[noreturn]] void throw_invalid_arg_value(napi_env env, const char* message);
+
+// RangeError ERR_INTERIOR_NUL: "<name> contains a NUL byte at offset <n>; a NUL-terminated C string cannot carry it".
+[[noreturn]] void throw_interior_nul(napi_env env, const char* name, std::size_t offset);
+
+// RangeError ERR_INVALID_UTF8 / ERR_NATIVE_ALLOC.
 [[noreturn]] void throw_invalid_utf8(napi_env env, std::size_t offset);
 [[noreturn]] void throw_alloc(napi_env env, std::size_t bytes);
 [[noreturn]] void throw_table_full(napi_env env, handle::Kind kind);
+// RangeError ERR_NATIVE_ALLOC when the boxes of a subscription (or its registration) could not be allocated.
+[[noreturn]] void throw_subscription_alloc(napi_env env);
 
 }  // namespace napi_ownership::errors

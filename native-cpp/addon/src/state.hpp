@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <thread>
 
 #include "handle_table.hpp"
 #include "napi_ownership/cpp_core.h"
+#include "napi_ownership/dispatcher.h"
+#include "subscription.hpp"
 
 namespace napi_ownership {
 
@@ -64,16 +67,31 @@ class ExternalMemory {
   std::int64_t reported_ = 0;  // what V8 currently believes we hold
 };
 
+struct DispatcherDeleter {
+  void operator()(Dispatcher* d) const noexcept { dispatcher_free(d); }
+};
+// This environment's dispatcher (seed 000's libdummy, one instance per environment).
+using DispatcherPtr = std::unique_ptr<Dispatcher, DispatcherDeleter>;
+
 struct AddonState {
-  explicit AddonState(std::uint32_t id) noexcept : env_id(id) {}
+  AddonState(std::uint32_t id, DispatcherPtr d) noexcept
+      : env_id(id), js_thread(std::this_thread::get_id()), dispatcher(std::move(d)) {}
 
   const std::uint32_t env_id;  // 1..255: the env bits of every handle this environment issues
+  const std::thread::id js_thread;  // the thread this environment runs JS on
   // worker_threads.markAsUntransferable (a strong reference, deleted at teardown), or null where Node cannot give it
   // to us (process.getBuiltinModule arrived in Node 20.16).
   napi_ref mark_untransferable = nullptr;
   HandleTable<StringEntry> strings;
   StringLedger ledger;
   ExternalMemory memory;
+
+  // Declared before `subscriptions`, so destroyed after them: at teardown every slot cancels its registration
+  // (DispatcherRegistration) and frees its boxes while the dispatcher still exists; then dispatcher_free.
+  DispatcherPtr dispatcher;
+  HandleTable<SubscriptionEntry> subscriptions;
+  HandlerLedger handlers;
+  SendFrame* send_frame = nullptr;  // the innermost send() in progress (a stack through SendFrame::outer)
 };
 
 }  // namespace napi_ownership

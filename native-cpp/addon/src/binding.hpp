@@ -1,0 +1,66 @@
+// Helpers every export shares: napi status checks, the environment's state, and handle decoding.
+#pragma once
+
+#include <napi.h>
+
+#include <cmath>
+#include <optional>
+
+#include "errors.hpp"
+#include "handle.hpp"
+#include "handle_table.hpp"
+#include "state.hpp"
+
+namespace napi_ownership {
+
+// A failed napi_* call becomes a Napi::Error (the pending JS exception, or one describing the failure).
+inline void check(napi_env env, napi_status status) {
+  if (status != napi_ok) throw Napi::Error::New(env);
+}
+
+inline AddonState& state_of(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<AddonState>(); }
+
+// Decodes a handle argument in the contract's order (first failure wins) and returns its key, or std::nullopt when
+// the handle names an object that was already released. Every other failure throws.
+template <typename Payload>
+std::optional<typename HandleTable<Payload>::Key> resolve(napi_env env, const AddonState& state,
+                                                          const HandleTable<Payload>& table, napi_value value,
+                                                          handle::Kind kind) {
+  double number;
+  if (napi_get_value_double(env, value, &number) != napi_ok) {
+    errors::throw_invalid_arg_type(env, "a number", "handle", value);
+  }
+  // NaN fails every comparison, so it lands here too.
+  if (!(number >= 0.0 && number < static_cast<double>(handle::kLimit) && std::trunc(number) == number)) {
+    errors::throw_invalid_handle(env, value, kind);
+  }
+  const handle::Fields fields = handle::decode(static_cast<std::uint64_t>(number));
+  if (fields.backend == static_cast<std::uint32_t>(handle::kOtherBackend)) errors::throw_foreign_handle(env);
+  if (fields.backend != static_cast<std::uint32_t>(handle::kThisBackend) ||
+      fields.kind != static_cast<std::uint32_t>(kind)) {
+    errors::throw_invalid_handle(env, value, kind);
+  }
+  if (fields.env != state.env_id) errors::throw_foreign_env(env);
+
+  const typename HandleTable<Payload>::Key key{fields.slot, fields.generation};
+  switch (table.classify(key)) {
+    case HandleTable<Payload>::State::kLive:
+      return key;
+    case HandleTable<Payload>::State::kReleased:
+      return std::nullopt;
+    case HandleTable<Payload>::State::kNeverIssued:
+    default:
+      errors::throw_invalid_handle(env, value, kind);
+  }
+}
+
+// A handle as a JS number.
+inline Napi::Value handle_value(napi_env env, const AddonState& state, handle::Kind kind, std::uint32_t generation,
+                                std::uint32_t slot) {
+  const std::uint64_t h = handle::encode(state.env_id, handle::kThisBackend, kind, generation, slot);
+  napi_value result;
+  check(env, napi_create_double(env, static_cast<double>(h), &result));
+  return Napi::Value(env, result);
+}
+
+}  // namespace napi_ownership

@@ -1,0 +1,284 @@
+// The subscription exports of docs/raw-contract.md ("Subscriptions"): seed 000's boxed callbacks over this
+// environment's dispatcher (napi_ownership/dispatcher.h). Ownership is laid out in subscription.hpp.
+//
+// send() is a hot path: dest and message are converted into stack buffers when short, the message JS value is the
+// argument itself (one value for every callback), and the trampoline allocates nothing unless a callback throws.
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "binding.hpp"
+#include "errors.hpp"
+#include "handle.hpp"
+#include "napi_ownership/dispatcher.h"
+#include "state.hpp"
+#include "subscription.hpp"
+#include "subscriptions.hpp"
+
+namespace napi_ownership {
+namespace {
+
+using handle::Kind;
+using SubscriptionKey = HandleTable<SubscriptionEntry>::Key;
+
+// A JS string argument as a NUL-terminated UTF-8 C string, owned by this object (so by the export's stack frame):
+// in a stack buffer up to kStackBytes, else in a heap buffer freed with it.
+class Utf8Arg {
+ public:
+  Utf8Arg() = default;
+  Utf8Arg(const Utf8Arg&) = delete;
+  Utf8Arg& operator=(const Utf8Arg&) = delete;
+
+  // False if `value` is not a string; any other failure throws.
+  bool read(napi_env env, napi_value value) {
+    // Node-API never writes a partial character, so with 4 bytes (the widest character) to spare, a result of at most
+    // kStackBytes means the whole string is here.
+    const napi_status status = napi_get_value_string_utf8(env, value, stack_, sizeof stack_, &length_);
+    if (status == napi_string_expected) return false;
+    check(env, status);
+    if (length_ <= kStackBytes) {
+      data_ = stack_;
+      return true;
+    }
+    check(env, napi_get_value_string_utf8(env, value, nullptr, 0, &length_));
+    heap_.reset(new (std::nothrow) char[length_ + 1]);
+    if (!heap_) errors::throw_alloc(env, length_ + 1);
+    check(env, napi_get_value_string_utf8(env, value, heap_.get(), length_ + 1, &length_));
+    data_ = heap_.get();
+    return true;
+  }
+
+  const char* c_str() const noexcept { return data_; }
+  std::size_t length() const noexcept { return length_; }
+
+  // Throws ERR_INTERIOR_NUL (naming `name`) if the UTF-8 holds a 0 byte: a C string would end there.
+  void reject_nul(napi_env env, const char* name) const {
+    if (const void* nul = std::memchr(data_, '\0', length_)) {
+      errors::throw_interior_nul(env, name, static_cast<std::size_t>(static_cast<const char*>(nul) - data_));
+    }
+  }
+
+ private:
+  static constexpr std::size_t kStackBytes = 256;
+  char stack_[kStackBytes + 4 + 1];
+  std::unique_ptr<char[]> heap_;
+  const char* data_ = nullptr;
+  std::size_t length_ = 0;
+};
+
+// dest: a string, non-empty, without NUL (in that order).
+void read_dest(napi_env env, napi_value value, Utf8Arg& dest) {
+  if (!dest.read(env, value)) errors::throw_invalid_arg_type(env, "a non-empty string", "dest", value);
+  if (dest.length() == 0) errors::throw_invalid_arg_value(env, "dest must be a non-empty string");
+  dest.reject_nul(env, "dest");
+}
+
+// The DispatcherCallback of every subscription: calls the boxed JS function with (message), `this` undefined.
+// It must not throw into the core (noexcept, and nothing here throws), and it must not touch its box once the JS call
+// has returned: the callback may have cancelled its own subscription, which freed the box and the FFIWrapper.
+void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
+  const CallbackBox* box = static_cast<const CallbackBox*>(self);  // borrowed from the slot, for this call only
+  AddonState* const state = box->state;
+  const napi_env env = box->env;
+  // Only this environment's own send() runs callbacks on its JS thread. (A send from another thread would need a
+  // thread-safe function to reach JS; issue 4.)
+  if (std::this_thread::get_id() != state->js_thread) return;
+  SendFrame* const frame = state->send_frame;
+
+  napi_value function = nullptr;
+  if (napi_get_reference_value(env, box->function, &function) != napi_ok || function == nullptr) return;
+  // `box` is not used below this line.
+
+  napi_value message = frame != nullptr ? frame->message : nullptr;
+  napi_value receiver = frame != nullptr ? frame->receiver : nullptr;
+  if (message == nullptr && napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
+  if (receiver == nullptr && napi_get_undefined(env, &receiver) != napi_ok) return;
+
+  if (napi_call_function(env, receiver, function, 1, &message, nullptr) == napi_ok) return;
+
+  // The callback threw (or JS can no longer run: then no exception is pending, and there is nothing to carry back).
+  bool pending = false;
+  napi_value error = nullptr;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+  if (napi_get_and_clear_last_exception(env, &error) != napi_ok) return;
+  if (frame == nullptr) return;  // not inside our send(): nobody to hand it to (cannot happen on the JS thread)
+  try {
+    frame->errors.push_back(error);  // thrown later by send(), after every callback ran
+  } catch (...) {
+    ++frame->unrecorded;  // std::bad_alloc: still counted in the AggregateError's message
+  }
+}
+
+// Throws what the callbacks of one send threw: the value itself if exactly one threw, else an AggregateError with code
+// ERR_CALLBACKS_THREW whose `errors` are the thrown values in delivery order.
+void throw_collected(napi_env env, const SendFrame& frame, const Utf8Arg& dest) {
+  const std::size_t count = frame.errors.size() + frame.unrecorded;
+  if (count == 1 && frame.errors.size() == 1) {
+    check(env, napi_throw(env, frame.errors[0]));
+    return;
+  }
+  napi_value global, constructor, errors, message, code, aggregate;
+  check(env, napi_get_global(env, &global));
+  check(env, napi_get_named_property(env, global, "AggregateError", &constructor));
+  check(env, napi_create_array_with_length(env, frame.errors.size(), &errors));
+  for (std::size_t i = 0; i < frame.errors.size(); ++i) {
+    check(env, napi_set_element(env, errors, static_cast<std::uint32_t>(i), frame.errors[i]));
+  }
+  const std::string text =
+      std::to_string(count) + " callbacks threw while delivering to \"" + std::string(dest.c_str(), dest.length()) + "\"";
+  check(env, napi_create_string_utf8(env, text.data(), text.size(), &message));
+  const napi_value args[2] = {errors, message};
+  check(env, napi_new_instance(env, constructor, 2, args, &aggregate));
+  check(env, napi_create_string_utf8(env, "ERR_CALLBACKS_THREW", NAPI_AUTO_LENGTH, &code));
+  check(env, napi_set_named_property(env, aggregate, "code", code));
+  check(env, napi_throw(env, aggregate));
+}
+
+// Pushes a frame on the environment's send stack for the duration of one dispatcher_send.
+class SendScope {
+ public:
+  SendScope(AddonState& state, SendFrame& frame) noexcept : state_(state), frame_(frame) {
+    frame_.outer = state_.send_frame;
+    state_.send_frame = &frame_;
+  }
+  ~SendScope() { state_.send_frame = frame_.outer; }
+  SendScope(const SendScope&) = delete;
+  SendScope& operator=(const SendScope&) = delete;
+
+ private:
+  AddonState& state_;
+  SendFrame& frame_;
+};
+
+// handler(dest, callback): subscription handle
+Napi::Value handler(const Napi::CallbackInfo& info) {
+  const napi_env env = info.Env();
+  AddonState& state = state_of(info);
+  Utf8Arg dest;
+  read_dest(env, info[0], dest);
+  napi_valuetype type;
+  check(env, napi_typeof(env, info[1], &type));
+  if (type != napi_function) errors::throw_invalid_arg_type(env, "a function", "callback", info[1]);
+
+  std::optional<SubscriptionKey> key;
+  try {
+    // Seed 000's boxes. Owned here until the table takes them; any throw below frees them (and cancels the
+    // registration, if it was made) on the way out.
+    auto box = std::make_unique<CallbackBox>(
+        CallbackBox{Napi::Persistent(info[1].As<Napi::Function>()), env, &state});  // strong reference: the "mark"
+    auto wrapper = std::make_unique<FFIWrapper>(FFIWrapper{trampoline, box.get()});
+    std::string dest_copy(dest.c_str(), dest.length());
+    // The dispatcher borrows `wrapper` (and through it `box`) from here until dispatcher_cancel returns.
+    const DispatcherCtx ctx = dispatcher_handler(state.dispatcher.get(), dest.c_str(), wrapper.get());
+    if (ctx == 0) throw std::bad_alloc();  // dispatcher_handler's only failure with valid arguments
+    SubscriptionEntry entry{std::move(box), std::move(wrapper),
+                            DispatcherRegistration(state.dispatcher.get(), std::move(dest_copy), ctx)};
+    key = state.subscriptions.insert(std::move(entry));  // the slot owns all three from here
+    // Refused (table full): `entry` still owns them, and cancels and frees them as this scope ends.
+    if (!key) errors::throw_table_full(env, Kind::kSubscription);
+  } catch (const std::bad_alloc&) {
+    errors::throw_subscription_alloc(env);
+  }
+  state.handlers.registered += 1;
+  return handle_value(env, state, Kind::kSubscription, key->generation, key->slot);
+}
+
+// cancel(handle, dest?) / finalize_subscription(handle): true, or false if already cancelled (or, with a dest, not
+// registered under it: then it stays registered).
+Napi::Value release_subscription(const Napi::CallbackInfo& info, bool finalized) {
+  const napi_env env = info.Env();
+  AddonState& state = state_of(info);
+  const std::optional<SubscriptionKey> key = resolve(env, state, state.subscriptions, info[0], Kind::kSubscription);
+  Utf8Arg dest;
+  const bool with_dest = !finalized && !info[1].IsUndefined();
+  if (with_dest) read_dest(env, info[1], dest);  // checked even for a released handle: a bad dest is a bad call
+  if (!key) return Napi::Boolean::New(env, false);
+
+  SubscriptionEntry& entry = *state.subscriptions.find(*key);
+  // Seed 000's cancel(dest, ctx): the dispatcher decides whether it is registered under that dest.
+  if (with_dest && !entry.registration.cancel_under(dest.c_str())) return Napi::Boolean::New(env, false);
+  std::optional<SubscriptionEntry> taken = state.subscriptions.take(*key);  // ours now; the handle is released
+  (finalized ? state.handlers.finalized : state.handlers.cancelled) += 1;
+  // dispatcher_cancel (unless cancel_under already did), then the FFIWrapper and the box, whose FunctionReference is
+  // deleted: the function is collectable again. If the callback being cancelled is running further up this stack,
+  // its trampoline does not touch the box after the JS call returns.
+  taken.reset();
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value cancel(const Napi::CallbackInfo& info) { return release_subscription(info, false); }
+Napi::Value finalize_subscription(const Napi::CallbackInfo& info) { return release_subscription(info, true); }
+
+// subscription_active(handle): whether still registered (false for a released handle, no error).
+Napi::Value subscription_active(const Napi::CallbackInfo& info) {
+  AddonState& state = state_of(info);
+  const bool live = resolve(info.Env(), state, state.subscriptions, info[0], Kind::kSubscription).has_value();
+  return Napi::Boolean::New(info.Env(), live);
+}
+
+// send(dest, message): how many callbacks ran; afterwards throws what they threw.
+Napi::Value send(const Napi::CallbackInfo& info) {
+  const napi_env env = info.Env();
+  AddonState& state = state_of(info);
+  Utf8Arg dest;
+  read_dest(env, info[0], dest);
+  Utf8Arg message;
+  if (!message.read(env, info[1])) errors::throw_invalid_arg_type(env, "a string", "message", info[1]);
+  message.reject_nul(env, "message");
+
+  SendFrame frame{info[1], nullptr, {}, 0, nullptr};
+  check(env, napi_get_undefined(env, &frame.receiver));
+  std::int32_t delivered;
+  {
+    SendScope scope(state, frame);  // the trampolines of this send (and of none nested in it) report to `frame`
+    delivered = dispatcher_send(state.dispatcher.get(), dest.c_str(), message.c_str());
+  }
+  if (!frame.errors.empty() || frame.unrecorded != 0) {
+    throw_collected(env, frame, dest);
+    return Napi::Value();  // the pending exception is the result
+  }
+  napi_value result;
+  check(env, napi_create_int32(env, delivered, &result));
+  return Napi::Value(env, result);
+}
+
+// shutdown(): cancels every registration of this environment (counted as cancelled), then dispatcher_shutdown.
+Napi::Value shutdown(const Napi::CallbackInfo& info) {
+  AddonState& state = state_of(info);
+  // Each entry is destroyed as take_each hands it over: dispatcher_cancel, then its boxes and reference.
+  const std::size_t cancelled = state.subscriptions.take_each([](SubscriptionEntry&&) {});
+  state.handlers.cancelled += cancelled;
+  (void)dispatcher_shutdown(state.dispatcher.get());  // holds nothing of ours by now; frees its own records
+  return Napi::Number::New(info.Env(), static_cast<double>(cancelled));
+}
+
+}  // namespace
+
+void add_subscription_exports(Napi::Env env, Napi::Object exports) {
+  exports.Set("handler", Napi::Function::New<handler>(env, "handler"));
+  exports.Set("cancel", Napi::Function::New<cancel>(env, "cancel"));
+  exports.Set("finalize_subscription", Napi::Function::New<finalize_subscription>(env, "finalize_subscription"));
+  exports.Set("subscription_active", Napi::Function::New<subscription_active>(env, "subscription_active"));
+  exports.Set("send", Napi::Function::New<send>(env, "send"));
+  exports.Set("shutdown", Napi::Function::New<shutdown>(env, "shutdown"));
+}
+
+Napi::Object handler_stats(Napi::Env env, const AddonState& state) {
+  const HandlerLedger& ledger = state.handlers;
+  Napi::Object handlers = Napi::Object::New(env);
+  handlers.Set("live", Napi::Number::New(env, static_cast<double>(ledger.live())));
+  handlers.Set("registered", Napi::Number::New(env, static_cast<double>(ledger.registered)));
+  handlers.Set("cancelled", Napi::Number::New(env, static_cast<double>(ledger.cancelled)));
+  handlers.Set("finalized", Napi::Number::New(env, static_cast<double>(ledger.finalized)));
+  return handlers;
+}
+
+}  // namespace napi_ownership
