@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { loadAddon, packageRoot, preferDebug } from './load.js';
+import { loadAddon, overridden, packageRoot, preferDebug } from './load.js';
 import type { RawAddon } from './raw.js';
 
 /** The C++ addon (node-addon-api, built by cmake-js into build/Release or build/Debug). */
@@ -8,7 +8,7 @@ export function loadCppAddon(): RawAddon {
   const debug = join(packageRoot, 'build', 'Debug', 'napi_ownership_cpp.node');
   return loadAddon<RawAddon>({
     backend: 'cpp',
-    candidates: preferDebug() ? [debug, release] : [release, debug],
+    candidates: overridden('NAPI_OWNERSHIP_CPP_ADDON') ?? (preferDebug() ? [debug, release] : [release, debug]),
     howToBuild: '`npm run build:cpp` (needs cmake >= 3.25, ninja and a C++17 compiler)',
   });
 }

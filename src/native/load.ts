@@ -26,6 +26,12 @@ export function preferDebug(): boolean {
   return process.env.NAPI_OWNERSHIP_BUILD === 'debug';
 }
 
+/** `NAPI_OWNERSHIP_CPP_ADDON=/path/x.node` loads exactly that binary (a custom or seeded-bug build), nothing else. */
+export function overridden(variable: string): string[] | undefined {
+  const path = process.env[variable];
+  return path ? [path] : undefined;
+}
+
 export interface AddonSpec {
   /** `cpp` or `rust`: named in the error. */
   backend: string;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { loadAddon, packageRoot, platformTriple, preferDebug } from './load.js';
+import { loadAddon, overridden, packageRoot, platformTriple, preferDebug } from './load.js';
 import type { RawAddon } from './raw.js';
 
 /** The Rust addon (napi-rs, built by `napi build --platform` into build/rust or build/rust-debug). */
@@ -9,7 +9,7 @@ export function loadRustAddon(): RawAddon {
   const debug = join(packageRoot, 'build', 'rust-debug', file);
   return loadAddon<RawAddon>({
     backend: 'rust',
-    candidates: preferDebug() ? [debug, release] : [release, debug],
+    candidates: overridden('NAPI_OWNERSHIP_RUST_ADDON') ?? (preferDebug() ? [debug, release] : [release, debug]),
     howToBuild: '`npm run build:rust` (needs cargo; @napi-rs/cli comes with npm install)',
   });
 }

@@ -1,0 +1,22 @@
+/** The worker of the worker-terminated scenario: works with both kinds of native objects until it is terminated. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { cpp, rust } from '../index.js';
+
+const backend = (workerData as { backend: string }).backend === 'cpp' ? cpp : rust;
+const live: unknown[] = [];
+let i = 0;
+function work(): void {
+  for (let j = 0; j < 50; j++, i++) {
+    const s = backend.printAndReturn(`worker ${i}`);
+    s.view();
+    if (i % 3) s.free();
+    else live.push(s); // left live for teardown
+    const sub = backend.handler('w', () => {});
+    backend.send('w', 'x');
+    if (i % 2) sub.cancel();
+    else live.push(sub);
+  }
+  if (i === 100) parentPort!.postMessage('busy');
+  setImmediate(work); // never stops by itself: only terminate() ends it
+}
+work();
