@@ -9,9 +9,11 @@
 //   dispatcher_send that has passed the cancelled check and not yet come back from the callback; each frame carries
 //   its thread id, so a callback that cancels its own registration (or one its own thread is inside further up the
 //   stack) is never waited for: that would deadlock. When cancel returns 0 the dispatcher is done with the wrapper.
-//   The registration RECORD, by contrast, is refcounted (std::shared_ptr): a send that is mid-delivery keeps the
-//   records it is working through alive, so it can still read `cancelled` and unlink its frame after a cancel or a
-//   shutdown freed everything else. The record only borrows the wrapper; it never owns or frees it.
+//   The registration RECORD, by contrast, is refcounted (intrusively, the count guarded by the mutex like everything
+//   else, so no atomic operations): the dest's bucket holds one reference and every send that copied the record into
+//   its current chunk holds one, so a send can still read `cancelled` and unlink its frame after a cancel or a
+//   shutdown dropped the record from the bucket. Whoever drops the last reference deletes it. The record only
+//   borrows the wrapper; it never owns or frees it.
 //
 // Locking: one mutex per dispatcher guards every registration and frame list. It is never held while a callback runs,
 // so a callback may call handler/cancel/send/shutdown on the same dispatcher. dispatcher_send allocates nothing: it
@@ -53,25 +55,28 @@ struct Registration {
   FFIWrapper* const wrapper;  // borrowed from the caller; never read once `cancelled` is set
 
   // Guarded by Dispatcher::mu.
+  std::uint32_t refs = 1;         // the bucket's (until cancel/shutdown) + one per send holding it in a chunk
   bool cancelled = false;
   InFlight* in_flight = nullptr;  // the frames inside this callback, any thread
   std::uint32_t waiters = 0;      // threads in cancel/shutdown waiting for those frames to leave
 };
 
-// Shared by the dest's bucket (while registered) and by every send currently delivering to it.
-using RegistrationPtr = std::shared_ptr<Registration>;
+// Drops one reference; the last one deletes the record. Call with Dispatcher::mu held.
+void unref(Registration* r) noexcept {
+  if (--r->refs == 0) delete r;
+}
 
 struct Bucket {
   explicit Bucket(const char* d) : dest(d) {}
 
-  const std::string dest;                      // the dispatcher's own copy of dest; the map's key views it
-  std::vector<RegistrationPtr> registrations;  // registration order, which is ascending ctx
+  const std::string dest;                   // the dispatcher's own copy of dest; the map's key views it
+  std::vector<Registration*> registrations;  // one reference each; registration order, which is ascending ctx
 };
 
 using Buckets = std::unordered_map<std::string_view, std::unique_ptr<Bucket>>;
 
-bool ctx_less(const RegistrationPtr& r, DispatcherCtx ctx) noexcept { return r->ctx < ctx; }
-bool ctx_greater(DispatcherCtx ctx, const RegistrationPtr& r) noexcept { return ctx < r->ctx; }
+bool ctx_less(const Registration* r, DispatcherCtx ctx) noexcept { return r->ctx < ctx; }
+bool ctx_greater(DispatcherCtx ctx, const Registration* r) noexcept { return ctx < r->ctx; }
 
 }  // namespace
 
@@ -145,12 +150,12 @@ DispatcherCtx dispatcher_handler(Dispatcher* d, const char* dest, FFIWrapper* w)
       fresh = std::make_unique<Bucket>(dest);  // the dispatcher's copy of dest, freed with the bucket
       bucket = fresh.get();
     }
-    std::vector<RegistrationPtr>& regs = bucket->registrations;
+    std::vector<Registration*>& regs = bucket->registrations;
     if (regs.size() == regs.capacity()) regs.reserve(std::max<std::size_t>(4, regs.capacity() * 2));
-    auto record = std::make_shared<Registration>(d->next_ctx, w);  // borrows w until cancel/shutdown returns
+    auto record = std::make_unique<Registration>(d->next_ctx, w);  // borrows w until cancel/shutdown returns
     if (fresh) d->buckets.emplace(std::string_view(fresh->dest), std::move(fresh));
     // Everything that can throw has run: from here on nothing fails, so a bad_alloc above registered nothing.
-    regs.push_back(std::move(record));  // capacity reserved above
+    regs.push_back(record.release());  // capacity reserved above; the bucket's reference (refs == 1)
     d->live.fetch_add(1, std::memory_order_relaxed);
     return d->next_ctx++;
   } catch (...) {  // std::bad_alloc: nothing was registered and no ctx was used
@@ -160,16 +165,15 @@ DispatcherCtx dispatcher_handler(Dispatcher* d, const char* dest, FFIWrapper* w)
 
 int32_t dispatcher_cancel(Dispatcher* d, const char* dest, DispatcherCtx ctx) noexcept {
   if (d == nullptr || dest == nullptr) return -2;
-  RegistrationPtr record;              // released after the lock: if no send holds it, the record is freed there
-  std::unique_ptr<Bucket> emptied;     // likewise the bucket (and its dest copy) if this was its last registration
+  std::unique_ptr<Bucket> emptied;  // freed after the lock: the bucket (and its dest copy) if this was its last record
   {
     std::unique_lock<std::mutex> lock(d->mu);
     const auto found = d->buckets.find(std::string_view(dest));
     if (found == d->buckets.end()) return -1;
-    std::vector<RegistrationPtr>& regs = found->second->registrations;
+    std::vector<Registration*>& regs = found->second->registrations;
     const auto pos = std::lower_bound(regs.begin(), regs.end(), ctx, ctx_less);
     if (pos == regs.end() || (*pos)->ctx != ctx) return -1;  // not under this dest: it stays registered
-    record = std::move(*pos);
+    Registration* const record = *pos;  // the bucket's reference, now ours
     regs.erase(pos);
     d->live.fetch_sub(1, std::memory_order_relaxed);
     if (regs.empty()) {
@@ -178,6 +182,7 @@ int32_t dispatcher_cancel(Dispatcher* d, const char* dest, DispatcherCtx ctx) no
     }
     record->cancelled = true;  // no send enters the callback from here on
     wait_for_other_threads(*d, lock, *record);
+    unref(record);  // deleted now, unless a send (on this thread, further up the stack) still holds it
   }
   return 0;  // the dispatcher is done with the caller's FFIWrapper: the caller may free it now
 }
@@ -187,12 +192,12 @@ int32_t dispatcher_send(Dispatcher* d, const char* dest, const char* msg) noexce
   const std::string_view key(dest);
   const std::thread::id self = std::this_thread::get_id();
 
-  // The registrations are copied in chunks (refcounted, so a cancel or shutdown cannot free one under us) and then
-  // delivered one by one, with the lock dropped around each callback. `cursor` is the last ctx taken; ctxs rise with
+  // The registrations are copied in chunks (each copy holds a reference, so a cancel or shutdown cannot free a record
+  // under us) and then delivered one by one, with the lock dropped around each callback. `cursor` is the last ctx taken; ctxs rise with
   // registration order and are never reused, so "ctx > cursor" resumes exactly where the last chunk ended even if the
   // bucket changed meanwhile, and "ctx <= newest" leaves registrations made during this send for the next message.
   constexpr std::size_t kChunk = 16;
-  RegistrationPtr chunk[kChunk];
+  Registration* chunk[kChunk];
   DispatcherCtx cursor = 0;
   int32_t delivered = 0;
 
@@ -201,10 +206,11 @@ int32_t dispatcher_send(Dispatcher* d, const char* dest, const char* msg) noexce
   for (;;) {
     const auto found = d->buckets.find(key);  // looked up again each chunk: a callback may have emptied it
     if (found == d->buckets.end()) break;
-    const std::vector<RegistrationPtr>& regs = found->second->registrations;
+    const std::vector<Registration*>& regs = found->second->registrations;
     std::size_t n = 0;
     for (auto it = std::upper_bound(regs.begin(), regs.end(), cursor, ctx_greater);
          it != regs.end() && (*it)->ctx <= newest && n < kChunk; ++it) {
+      ++(*it)->refs;  // this send's reference, dropped once it is done with the record
       chunk[n++] = *it;
     }
     if (n == 0) break;
@@ -224,7 +230,7 @@ int32_t dispatcher_send(Dispatcher* d, const char* dest, const char* msg) noexce
         if (r.waiters != 0) d->left.notify_all();
         ++delivered;
       }
-      chunk[i].reset();  // the record itself is freed here if it was cancelled and nothing else holds it
+      unref(&r);  // the record itself is freed here if it was cancelled and nothing else holds it
     }
     if (n < kChunk) break;
   }
@@ -233,22 +239,26 @@ int32_t dispatcher_send(Dispatcher* d, const char* dest, const char* msg) noexce
 
 int32_t dispatcher_shutdown(Dispatcher* d) noexcept {
   if (d == nullptr) return 0;
-  Buckets dropped;  // every bucket, dest copy and record; freed after the lock (records a send holds live on until it
-                    // lets go)
+  Buckets dropped;  // every bucket and dest copy; freed after the lock
   int32_t count = 0;
   {
     std::unique_lock<std::mutex> lock(d->mu);
     dropped.swap(d->buckets);  // the dispatcher is empty (and usable) from here on
     d->live.store(0, std::memory_order_relaxed);
     for (auto& entry : dropped) {
-      for (const RegistrationPtr& r : entry.second->registrations) {
+      for (Registration* r : entry.second->registrations) {
         r->cancelled = true;
         ++count;
       }
     }
     // Each wait drops the lock, but every record is already cancelled, so no frame can enter any of them meanwhile.
     for (auto& entry : dropped) {
-      for (const RegistrationPtr& r : entry.second->registrations) wait_for_other_threads(*d, lock, *r);
+      for (Registration* r : entry.second->registrations) wait_for_other_threads(*d, lock, *r);
+    }
+    // The buckets' references: records a send (further up this thread's stack) still holds live on until it lets go.
+    for (auto& entry : dropped) {
+      for (Registration* r : entry.second->registrations) unref(r);
+      entry.second->registrations.clear();
     }
   }
   return count;  // the dispatcher is done with every FFIWrapper it had
