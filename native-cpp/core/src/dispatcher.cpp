@@ -130,6 +130,8 @@ Dispatcher* dispatcher_new(void) noexcept {
   }
 }
 
+// No call on `d` may be in progress, on any thread, including a send further up this thread's stack (a callback must
+// not free its own dispatcher): those frames would touch the freed mutex. Shutdown (which may wait) is the safe stop.
 void dispatcher_free(Dispatcher* d) noexcept {
   if (d == nullptr) return;
   dispatcher_shutdown(d);
