@@ -21,6 +21,8 @@ export interface LeakTestOptions {
   jobs: number;
   /** Extra environment for every node run (the self-test points the loader at seeded-bug builds). */
   env?: Record<string, string>;
+  /** Another copy of scenario-main.js to run (the self-test's patched package). */
+  scenarioMain?: string | undefined;
   out?: NodeJS.WritableStream;
 }
 
@@ -164,7 +166,7 @@ export async function leakTest(options: LeakTestOptions): Promise<{ ok: boolean;
   const unknown = options.scenarios.filter((n) => !scenarios.some((s) => s.name === n) && !n.startsWith('seed'));
   if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
 
-  const main = join(here, existsSync(join(here, 'scenario-main.js')) ? 'scenario-main.js' : 'scenario-main.ts');
+  const main = options.scenarioMain ?? join(here, existsSync(join(here, 'scenario-main.js')) ? 'scenario-main.js' : 'scenario-main.ts');
   const nodeArgs = main.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const jobs: Job[] = [];
   for (const s of chosen) {

@@ -21,7 +21,7 @@ try {
   if (scenario.balanced !== false) {
     // Whatever the scenario dropped is the fallback's to release: give it a bounded chance, then compare.
     const balanced = () => JSON.stringify(liveOf(backend.stats())) === JSON.stringify(before);
-    await gcUntil('the ledger to return to baseline', balanced, 50).catch(() => {});
+    await gcUntil('the ledger to return to baseline', balanced, 20).catch(() => {});
     const after = liveOf(backend.stats());
     if (JSON.stringify(after) !== JSON.stringify(before)) {
       failure = `ledger not back to baseline: before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`;

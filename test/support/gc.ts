@@ -11,8 +11,10 @@ export function collect(): void {
 
 export async function gcUntil(what: string, done: () => boolean, rounds = 100): Promise<void> {
   for (let i = 0; i < rounds; i++) {
+    // done() may deref() a WeakRef, which keeps its target alive until the job ends: collect in a later job.
+    await nextJob();
     collect();
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextJob();
     if (done()) return;
   }
   throw new Error(`gcUntil: still waiting for "${what}" after ${rounds} rounds of gc()`);

@@ -1,0 +1,143 @@
+/**
+ * `npm run test:leak:self`: proves the leak-test suite can fail. Builds each seeded-bug ("mutant") variant — never
+ * shipped, off by default — runs the scenario that should catch it under valgrind, and checks the suite flags it,
+ * attributed to the right scenario and stack. A mutant the suite misses is a failure of the suite.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../src/native/load.js';
+import { leakTest, type RunResult, type Verdict } from '../src/leak-test/run.js';
+
+const mutantsDir = join(packageRoot, 'build', 'mutants');
+const triple = 'linux-x64-gnu';
+
+interface Mutant {
+  id: number;
+  bug: string;
+  backend: 'cpp' | 'rust';
+  scenario: string;
+  /** Builds the variant; returns the environment that makes the scenario load it. */
+  build(): { env: Record<string, string>; scenarioMain?: string };
+  verdicts: Verdict[];
+  /** What the reported stack (or failure) must show. */
+  evidence: RegExp;
+}
+
+function sh(what: string, cmd: string, args: string[], env: Record<string, string> = {}): void {
+  process.stdout.write(`  build: ${what}\n`);
+  const r = spawnSync(cmd, args, { cwd: packageRoot, encoding: 'utf8', env: { ...process.env, ...env } });
+  if (r.status !== 0) throw new Error(`${what} failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+function findFile(dir: string, suffix: string): string {
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith(suffix)) return join(entry.parentPath, entry.name);
+  }
+  throw new Error(`no *${suffix} under ${dir}`);
+}
+
+/** A debug build of the C++ addon with -DNAPI_OWNERSHIP_SEED_BUG=<bug>. */
+function cppMutant(bug: string): { env: Record<string, string> } {
+  const out = join(mutantsDir, `cpp-${bug}`, 'Debug');
+  sh(`cpp addon with seeded bug ${bug}`, 'npx', ['cmake-js', 'compile', '-G', 'Ninja', '--debug', '--out', out, `--CDNAPI_OWNERSHIP_SEED_BUG=${bug}`]);
+  return { env: { NAPI_OWNERSHIP_CPP_ADDON: findFile(out, 'napi_ownership_cpp.node') } };
+}
+
+/** A debug build of the Rust addon with cargo feature seed-bug-<bug>, in a target dir of its own. */
+function rustMutant(bug: string): { env: Record<string, string> } {
+  const out = join(mutantsDir, `rust-${bug}`);
+  sh(`rust addon with seeded bug ${bug}`, 'npx', [
+    'napi', 'build', '--platform', '--manifest-path', 'native-rust/addon/Cargo.toml', '--package-json-path', 'package.json',
+    '--output-dir', out, '--no-js', '--features', `seed-bug-${bug}`, '--target-dir', join(mutantsDir, 'rust-target'),
+  ]);
+  return { env: { NAPI_OWNERSHIP_RUST_ADDON: join(out, `napi-ownership-rust.${triple}.node`) } };
+}
+
+/** A copy of the compiled package whose FinalizationRegistry callback never releases. */
+function fallbackMutant(): { env: Record<string, string>; scenarioMain: string } {
+  const root = join(mutantsDir, 'js-fallback-never-releases');
+  rmSync(root, { recursive: true, force: true });
+  cpSync(join(packageRoot, 'dist'), join(root, 'dist'), { recursive: true });
+  cpSync(join(packageRoot, 'valgrind'), join(root, 'valgrind'), { recursive: true });
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module' }));
+  const file = join(root, 'dist', 'fallback.js');
+  const source = readFileSync(file, 'utf8');
+  const release = '                release(handle);';
+  if (source.split(release).length !== 2) throw new Error('fallback mutant: the release call to remove was not found exactly once');
+  writeFileSync(file, source.replace(release, '                void release; // seeded bug 6: the fallback never releases'));
+  process.stdout.write('  build: package copy whose FinalizationRegistry never releases\n');
+  return {
+    env: {
+      NAPI_OWNERSHIP_CPP_ADDON: join(packageRoot, 'build', 'Release', 'napi_ownership_cpp.node'),
+      NAPI_OWNERSHIP_RUST_ADDON: join(packageRoot, 'build', 'rust', `napi-ownership-rust.${triple}.node`),
+    },
+    scenarioMain: join(root, 'dist', 'leak-test', 'scenario-main.js'),
+  };
+}
+
+const mutants: Mutant[] = [
+  {
+    id: 1,
+    bug: "Rust cancel_ without seed 000's Box::from_raw rebuild",
+    backend: 'rust',
+    scenario: 'subs-cancelled',
+    build: () => rustMutant('cancel-keeps-boxes'),
+    verdicts: ['leak'],
+    evidence: /handler_/,
+  },
+  {
+    id: 2,
+    bug: 'C++ free_string that does not free',
+    backend: 'cpp',
+    scenario: 'strings-freed',
+    build: () => cppMutant('free_string_keeps'),
+    verdicts: ['leak'],
+    evidence: /cpp_print_and_return/,
+  },
+  {
+    id: 3,
+    bug: 'the JS callback reference not deleted on cancel',
+    backend: 'rust',
+    scenario: 'subs-cancelled',
+    build: () => rustMutant('callback-ref-kept'),
+    verdicts: ['leak'],
+    evidence: /napi_create_reference/,
+  },
+  {
+    id: 5,
+    bug: 'a view not detached on free (use after free)',
+    backend: 'cpp',
+    scenario: 'views-held-past-free',
+    build: () => cppMutant('view_not_detached'),
+    verdicts: ['errors'],
+    evidence: /cpp_free_string/,
+  },
+  {
+    id: 6,
+    bug: 'a FinalizationRegistry fallback that never releases',
+    backend: 'rust',
+    scenario: 'strings-finalized',
+    build: fallbackMutant,
+    verdicts: ['ledger'],
+    evidence: /ledger not back to baseline/,
+  },
+];
+
+mkdirSync(mutantsDir, { recursive: true });
+const only = process.argv.slice(2).map(Number).filter(Boolean);
+let missed = 0;
+for (const m of mutants.filter((x) => only.length === 0 || only.includes(x.id))) {
+  process.stdout.write(`\nmutant ${m.id}: ${m.bug} (${m.backend}, expect ${m.verdicts.join('/')} in ${m.scenario})\n`);
+  const { env, scenarioMain } = m.build();
+  const { results } = await leakTest({ backends: [m.backend], scenarios: [m.scenario], seeds: false, jobs: 1, env, scenarioMain });
+  const r: RunResult = results[0]!;
+  const evidence = [r.failure ?? '', ...r.findings.map((f) => `${f.what}\n${f.stack}`)].join('\n');
+  const caught = m.verdicts.includes(r.verdict) && r.scenario === m.scenario && m.evidence.test(evidence);
+  process.stdout.write(`mutant ${m.id}: ${caught ? 'caught' : 'MISSED'} (verdict ${r.verdict}; evidence ${m.evidence} ${m.evidence.test(evidence) ? 'found' : 'not found'})\n`);
+  if (!caught) missed++;
+}
+const total = only.length || mutants.length;
+process.stdout.write(`\nleak-test self-test: ${total - missed} passed, ${missed} failed\n`);
+process.exitCode = missed ? 1 : 0;
+
