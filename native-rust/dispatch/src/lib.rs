@@ -24,9 +24,10 @@
 //! One refinement of the seed: a callback may cancel its own registration (or one whose callback is further up the
 //! same stack). The header lets the caller free the boxes as soon as cancel returns, but in Rust that is undefined
 //! behaviour: `on_send(&self)` is still running, and a `&self` argument must stay valid until its call returns
-//! (Miri reports "deallocation ... strongly protected" under Stacked and Tree Borrows). So each registration counts the
-//! `handler_cb` calls inside it; a release that finds one in flight hands the boxes to the outermost of those calls,
-//! which frees them right after its `on_send` returns. Nothing observable changes: the handler is not called again.
+//! (Miri reports "deallocation ... strongly protected" under Stacked and Tree Borrows). So each `handler_cb` call
+//! pushes a frame on a thread-local list; a release that finds its registration there (the dispatcher has already
+//! waited for every *other* thread) hands the boxes to the outermost such frame, which frees them right after its
+//! `on_send` returns. Nothing observable changes: the handler is not called again.
 //!
 //! Threads: the C core is thread-safe. [`Dispatcher<H>`] and [`UserSpaceWrapper<H>`] are `Send`/`Sync` only when the
 //! handler type `H` is (`Dispatcher<dyn OnSend + Send + Sync>`); the default `Dispatcher` (`H = dyn OnSend`) stays on
@@ -39,6 +40,7 @@
 //! ```
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::fmt;
@@ -46,7 +48,6 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 mod ffi;
 
@@ -101,23 +102,38 @@ impl<H: ?Sized + OnSend> fmt::Debug for Dispatcher<H> {
     }
 }
 
-thread_local! {
-    /// The first panic caught in a handler during the innermost `send` on this thread, re-raised by that `send`
-    /// once every handler ran (a panic must never unwind through the C++ frames in between).
-    static CAUGHT_PANIC: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
+/// The innermost `send` in progress on this thread. Lives on `send_cstr`'s stack, linked from [`SENDING`].
+struct Sending<'a> {
+    dest: &'a CStr,
+    msg: &'a CStr,
+    /// `dest` and `msg` as text, measured and checked once per send instead of once per handler.
+    text: Option<(&'a str, &'a str)>,
+    /// The first panic caught in a handler of this send, resumed by `send_cstr` once every handler ran (a panic must
+    /// never unwind through the C++ frames in between).
+    panic: Cell<Option<Box<dyn Any + Send>>>,
 }
 
-/// Keeps the first panic of the current send; later ones are dropped.
-fn keep_first_panic(payload: Box<dyn Any + Send>) {
-    let later = CAUGHT_PANIC.with(|slot| {
-        let first = slot.take();
-        let (keep, drop_it) = match first {
-            Some(first) => (first, Some(payload)),
-            None => (payload, None),
-        };
-        slot.set(Some(keep));
-        drop_it
-    });
+thread_local! {
+    /// The innermost `Sending` of this thread (NULL if none); each `send_cstr` saves and restores it, so nested sends
+    /// each keep their own.
+    static SENDING: Cell<*const Sending<'static>> = const { Cell::new(ptr::null()) };
+}
+
+/// Keeps the first panic of a send; later ones are dropped (and so is a panic outside any send).
+fn keep_first_panic(sending: Option<&Sending<'_>>, payload: Box<dyn Any + Send>) {
+    let later = match sending {
+        Some(sending) => match sending.panic.take() {
+            Some(first) => {
+                sending.panic.set(Some(first));
+                Some(payload)
+            }
+            None => {
+                sending.panic.set(Some(payload));
+                None
+            }
+        },
+        None => Some(payload),
+    };
     // A payload's own Drop may panic; not even that may unwind into C++.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(later)));
 }
@@ -138,11 +154,14 @@ impl<H: ?Sized + OnSend> Dispatcher<H> {
     /// order) and returns how many ran. If a handler panicked, the others still ran and the first panic is resumed
     /// here.
     pub fn send_cstr(&self, dest: &CStr, msg: &CStr) -> u32 {
-        // Nested sends (a handler that sends) each collect their own panics.
-        let outer = CAUGHT_PANIC.take();
+        let text = dest.to_str().ok().zip(msg.to_str().ok());
+        let sending = Sending { dest, msg, text, panic: Cell::new(None) };
+        // The handlers of this send (and of none nested in it) find it here.
+        let outer = SENDING.replace(ptr::from_ref(&sending).cast::<Sending<'static>>());
         // SAFETY: the dispatcher is alive (we hold it); `dest` and `msg` are NUL-terminated and outlive the call.
         let delivered = unsafe { ffi::dispatcher_send(self.ptr(), dest.as_ptr(), msg.as_ptr()) };
-        if let Some(payload) = CAUGHT_PANIC.replace(outer) {
+        SENDING.set(outer);
+        if let Some(payload) = sending.panic.take() {
             resume_unwind(payload);
         }
         // -2 only for a NULL argument, which cannot happen here.
@@ -213,20 +232,30 @@ fn with_c_str<R>(arg: &'static str, s: &str, f: impl FnOnce(&CStr) -> R) -> Resu
 // ---------------------------------------------------------------------------------------------------------------------
 // Registrations: handler_, cancel_, handler_cb
 
-/// `in_flight` bit set once the dispatcher is done with the registration (cancelled, or dropped by shutdown and the
-/// wrapper let go): whoever brings the count of running calls to 0 with this bit set frees the boxes.
-const RELEASED: u32 = 1 << 31;
-const RUNNING: u32 = RELEASED - 1;
-
 /// Seed 000's middle box: what `FFIWrapper::self_rust_side` points to.
 pub struct RustSideHandler<H: ?Sized> {
     /// The boxed handler (`Box::into_raw`): freed with the other two boxes.
     opaque: *mut H,
-    /// The FFIWrapper that points here, so whoever releases the registration last can rebuild all three boxes.
+    /// The FFIWrapper that points here, so a deferred release can rebuild all three boxes from `handler_cb`.
     ffi_wrapper: *mut FFIWrapper,
-    /// `handler_cb` calls currently inside this handler (nested sends on one thread, or several threads), plus
-    /// [`RELEASED`].
-    in_flight: AtomicU32,
+}
+
+/// One `handler_cb` call in progress on this thread: lives on that call's stack, linked from [`RUNNING`].
+struct Running {
+    /// The registration being called (its `self_rust_side`).
+    side: *const c_void,
+    /// Set by a release while this call is running: this call frees the boxes when its `on_send` returns.
+    free_on_return: Cell<bool>,
+    /// The call further out on this thread's stack (NULL at the outermost).
+    outer: *const Running,
+}
+
+thread_local! {
+    /// The innermost `handler_cb` call running on this thread (NULL if none). A thread-local list, not a counter in
+    /// the registration: once `dispatcher_cancel` returned 0 (or a shutdown dropped the registration), no *other*
+    /// thread is inside the callback (the dispatcher waited for them), so only this thread's calls can still be
+    /// using the boxes, and finding them needs no shared atomics on the delivery path.
+    static RUNNING: Cell<*const Running> = const { Cell::new(ptr::null()) };
 }
 
 /// Seed 000's handle to a registration: owns the three boxes the dispatcher borrows.
@@ -327,11 +356,7 @@ pub fn handler_<H: ?Sized + OnSend>(
     // Ownership of the three boxes moves into raw pointers here; from now on the returned UserSpaceWrapper owns them
     // (freed by cancel_ when dispatcher_cancel returns 0, or by the wrapper's Drop).
     let handle = Box::into_raw(handle);
-    let rust_side_obj = Box::new(RustSideHandler {
-        opaque: handle,
-        ffi_wrapper: ptr::null_mut(),
-        in_flight: AtomicU32::new(0),
-    });
+    let rust_side_obj = Box::new(RustSideHandler { opaque: handle, ffi_wrapper: ptr::null_mut() });
     let rust_side = Box::into_raw(rust_side_obj);
     let ffi_obj =
         Box::new(FFIWrapper { callback: handler_cb::<H>, self_rust_side: rust_side.cast::<c_void>() });
@@ -391,23 +416,30 @@ pub fn cancel_<H: ?Sized + OnSend>(
     Ok(())
 }
 
-/// The dispatcher is done with this registration: free its boxes now, or, if a `handler_cb` call is inside it (on
-/// this thread, further up the stack: the dispatcher waits for other threads), let the last such call free them.
+/// The dispatcher is done with this registration: free its boxes now, or, if a `handler_cb` call is inside it on
+/// this thread (further up the stack: the dispatcher has waited for other threads), let the outermost such call free
+/// them when its `on_send` returns.
 ///
 /// # Safety
 /// `ffi_wrapper` comes from [`handler_`], the dispatcher no longer borrows it, and it is released exactly once.
 unsafe fn release<H: ?Sized + OnSend>(ffi_wrapper: *mut FFIWrapper) {
     // SAFETY: the FFIWrapper is alive until the boxes are freed, which has not happened yet (only one release).
-    let side = unsafe { (*ffi_wrapper).self_rust_side }.cast::<RustSideHandler<H>>();
-    // SAFETY: the RustSideHandler is alive for the same reason. Only the atomic is borrowed: a running handler_cb
-    // may free the boxes right after our fetch_or, and `&AtomicU32` (an UnsafeCell) may dangle once unused.
-    let in_flight = unsafe { &(*side).in_flight };
-    // AcqRel: the boxes' last uses by handler_cb calls happen before whoever frees them.
-    if in_flight.fetch_or(RELEASED, Ordering::AcqRel) & RUNNING == 0 {
-        // SAFETY: no call is inside the handler and none can enter (the dispatcher is done with it): ours to free.
-        drop(unsafe { take_boxes::<H>(ffi_wrapper) });
+    let side = unsafe { (*ffi_wrapper).self_rust_side }.cast_const();
+    let mut outermost: Option<&Running> = None;
+    let mut frame = RUNNING.get();
+    // SAFETY: every frame on the list is alive: each `handler_cb` unlinks its own before returning.
+    while let Some(running) = unsafe { frame.as_ref() } {
+        if running.side == side {
+            outermost = Some(running);
+        }
+        frame = running.outer;
     }
-    // Otherwise the outermost running handler_cb frees them when its on_send returns.
+    match outermost {
+        // That call is still using the handler (its `&self`): it frees the boxes after on_send returns.
+        Some(running) => running.free_on_return.set(true),
+        // SAFETY: no call is inside the handler and none can enter (the dispatcher is done with it): ours to free.
+        None => drop(unsafe { take_boxes::<H>(ffi_wrapper) }),
+    }
 }
 
 /// Rebuilds the three boxes of a registration and returns the handler, dropping the two wrappers (seed 000's fix:
@@ -437,38 +469,48 @@ unsafe extern "C" fn handler_cb<H: ?Sized + OnSend>(
     msg: *const c_char,
 ) {
     let side = self_rust_side.cast::<RustSideHandler<H>>();
-    // SAFETY: the dispatcher calls us only while the registration is held, so the boxes are alive now; entering
-    // makes `in_flight` non-zero, and no release frees the boxes while it is (see `release`). Only the atomic and
-    // copies of the two immutable pointers are taken, never a `&RustSideHandler` that could outlive the boxes.
-    let (in_flight, opaque, ffi_wrapper) =
-        unsafe { (&(*side).in_flight, (*side).opaque, (*side).ffi_wrapper) };
-    in_flight.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the dispatcher calls us only while the registration is held, so the boxes are alive now, and this
+    // frame keeps any release from freeing them until we unlink it (see `release`). Only copies of the two
+    // immutable pointers are taken, never a `&RustSideHandler` that could outlive the boxes.
+    let (opaque, ffi_wrapper) = unsafe { ((*side).opaque, (*side).ffi_wrapper) };
+    let running = Running { side: self_rust_side, free_on_return: Cell::new(false), outer: RUNNING.get() };
+    RUNNING.set(&running);
+
+    // SAFETY: a non-NULL SENDING is the frame of the innermost `send_cstr` on this thread, which is the send that
+    // is calling us (the dispatcher delivers synchronously, on the sending thread); it outlives this call.
+    let sending = unsafe { SENDING.get().as_ref() };
 
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the dispatcher passes NUL-terminated strings that live for the call. Every dest and message that
-        // reaches the dispatcher came from a Rust &str, so the lossy conversion never allocates in practice.
-        let (dest, msg) =
-            unsafe { (CStr::from_ptr(dest).to_string_lossy(), CStr::from_ptr(msg).to_string_lossy()) };
-        // SAFETY: the handler box is alive for the whole call: `in_flight` > 0 keeps any release from freeing it,
-        // even if on_send cancels this very registration.
+        let (dest, msg) = match sending {
+            // The send's own strings (the dispatcher passes them through): already measured and checked.
+            Some(Sending { dest: d, msg: m, text: Some(text), .. })
+                if d.as_ptr() == dest && m.as_ptr() == msg =>
+            {
+                (Cow::Borrowed(text.0), Cow::Borrowed(text.1))
+            }
+            // SAFETY: the dispatcher passes NUL-terminated strings that live for the call.
+            _ => unsafe { (CStr::from_ptr(dest).to_string_lossy(), CStr::from_ptr(msg).to_string_lossy()) },
+        };
+        // SAFETY: the handler box is alive for the whole call: `running` is linked, so a release (even by this very
+        // on_send, cancelling its own registration) leaves the freeing to us.
         unsafe { &*opaque }.on_send(&dest, &msg);
     }));
+    RUNNING.set(running.outer);
     if let Err(payload) = outcome {
-        keep_first_panic(payload);
+        keep_first_panic(sending, payload);
     }
 
-    // Leaving. After this fetch_sub the boxes may be freed by someone else at any moment: touch nothing of them
-    // unless we are the one to free.
-    if in_flight.fetch_sub(1, Ordering::AcqRel) == RELEASED | 1 {
-        // Released while we were inside (the handler cancelled itself, or a shutdown/cancel further down this stack
-        // did) and we are the last call out: ours to free. The dispatcher does not touch the FFIWrapper after this
-        // callback returns.
+    if running.free_on_return.get() {
+        // Released while we were inside (the handler cancelled itself, or a cancel or shutdown further down this
+        // stack did) and we are the outermost call of it: ours to free. The dispatcher does not touch the
+        // FFIWrapper after this callback returns.
         let freed = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: released (the dispatcher is done with it) and no call is inside: exactly one party gets here.
+            // SAFETY: released (the dispatcher is done with it), no call of it is left on this stack, and the
+            // dispatcher waited for other threads: exactly one party gets here.
             drop(unsafe { take_boxes::<H>(ffi_wrapper) });
         }));
         if let Err(payload) = freed {
-            keep_first_panic(payload);
+            keep_first_panic(sending, payload);
         }
     }
 }

@@ -318,6 +318,34 @@ fn a_shutdown_inside_a_callback_then_dropping_its_own_wrapper_there_defers_the_f
     assert_eq!(log.take(), ["h:x:m", "h:returns", "h:dropped"]);
 }
 
+#[test]
+fn a_recursive_handler_cancelled_at_the_deepest_level_is_freed_by_the_outermost_call() {
+    let (d, log) = (dispatcher(), Rc::new(Log::default()));
+    let slot: Rc<RefCell<Option<UserSpaceWrapper>>> = Rc::default();
+    let depth = Rc::new(Cell::new(0));
+    let (d2, slot2, depth2) = (Rc::clone(&d), Rc::clone(&slot), Rc::clone(&depth));
+    *slot.borrow_mut() = Some(register(
+        &d,
+        "rec",
+        recorder_with("h", &log, move || {
+            depth2.set(depth2.get() + 1);
+            if depth2.get() < 3 {
+                assert_eq!(d2.send("rec", "deeper"), Ok(1));
+            } else {
+                let me = slot2.borrow_mut().take().unwrap();
+                cancel_(&d2, "rec", me).expect("cancelled three calls deep");
+            }
+        }),
+    ));
+    assert_eq!(d.send("rec", "top"), Ok(1));
+    assert_eq!(
+        log.take(),
+        ["h:rec:top", "h:rec:deeper", "h:rec:deeper", "h:returns", "h:returns", "h:returns", "h:dropped"],
+        "freed once, after the outermost call returned"
+    );
+    assert_eq!(d.send("rec", "gone"), Ok(0));
+}
+
 struct Panicker;
 
 impl OnSend for Panicker {
