@@ -9,6 +9,7 @@
 //!   before they are freed;
 //! - **instance data** owns the per-environment state; the exported functions borrow it.
 
+mod args;
 mod call;
 mod handles;
 mod state;

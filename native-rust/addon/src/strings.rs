@@ -12,14 +12,13 @@ use std::ptr::{self, NonNull};
 use napi::sys;
 use napi_ownership_core as core;
 
+use crate::args::{BACKEND, decode_handle, handle_error};
 use crate::call::{
     Call, CallResult, Export, Throw, check, create_bigint_u64, create_double, create_object, get_boolean,
     invalid_arg_type,
 };
-use crate::handles::{Backend, Handle, HandleError, Kind, TableFull};
+use crate::handles::{Handle, HandleError, Kind, TableFull};
 use crate::state::{EnvState, Release};
-
-const BACKEND: Backend = Backend::Rust;
 
 /// Strings up to this many UTF-8 bytes are read from JS into a stack buffer; longer ones into a
 /// heap buffer sized exactly.
@@ -113,63 +112,6 @@ fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::
     // SAFETY: `reference` is a live reference of this env (deleted only with its slot).
     let status = unsafe { sys::napi_get_reference_value(env, reference, &mut value) };
     (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Handles
-
-/// Decodes a handle argument in the contract's order, up to (not including) the table lookup.
-fn decode_handle(env: sys::napi_env, state: &EnvState, value: sys::napi_value) -> Result<Handle, Throw> {
-    let mut number = 0f64;
-    // SAFETY: `value` is an argument of the current call; `number` is a local.
-    let status = unsafe { sys::napi_get_value_double(env, value, &mut number) };
-    if status == sys::Status::napi_number_expected {
-        return Err(invalid_arg_type(env, "a number", "handle", value));
-    }
-    check(env, status, "napi_get_value_double")?;
-    // Integer in [0, 2^53): NaN fails the range test; -0 counts as 0 like Number.isInteger. In
-    // range, the cast truncates exactly, so it round-trips only for integers.
-    let in_range = number >= 0.0 && number < crate::handles::HANDLE_LIMIT as f64;
-    let integer = number as u64;
-    if !in_range || integer as f64 != number {
-        return Err(invalid_handle(env, value));
-    }
-    let handle = Handle::decode(integer);
-    handle.classify(BACKEND, Kind::String, state.env_id).map_err(|e| handle_error(env, value, e))?;
-    Ok(handle)
-}
-
-fn invalid_handle(env: sys::napi_env, value: sys::napi_value) -> Throw {
-    match crate::call::number_to_string(env, value) {
-        Ok(n) => Throw::type_error(
-            "ERR_INVALID_HANDLE",
-            format!(
-                "{n} is not a live or released {} handle of the {} backend",
-                Kind::String.name(),
-                BACKEND.name()
-            ),
-        ),
-        Err(thrown) => thrown,
-    }
-}
-
-/// The contract's error for a handle that does not name a live string.
-fn handle_error(env: sys::napi_env, value: sys::napi_value, error: HandleError) -> Throw {
-    match error {
-        HandleError::Foreign(other) => Throw::type_error(
-            "ERR_FOREIGN_HANDLE",
-            format!("handle belongs to the {} backend, not {}", other.name(), BACKEND.name()),
-        ),
-        HandleError::Invalid => invalid_handle(env, value),
-        HandleError::ForeignEnv => Throw::error(
-            "ERR_FOREIGN_ENV",
-            "handle belongs to another Node.js environment (worker thread)".to_owned(),
-        ),
-        HandleError::Released => Throw::error(
-            "ERR_NATIVE_RELEASED",
-            format!("the native {} was already released", Kind::String.name()),
-        ),
-    }
 }
 
 fn borrow_state<'a, const N: usize>(call: &'a Call<'_, N>) -> Result<std::cell::RefMut<'a, EnvState>, Throw> {
@@ -341,14 +283,14 @@ impl Export<1> for PrintAndReturn {
 fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
     let env = call.env;
     let mut state = borrow_state(call)?;
-    let handle = decode_handle(env, &state, call.args[0])?;
+    let handle = decode_handle(env, &state, call.args[0], Kind::String)?;
     let string = match state.strings.remove(handle.slot, handle.generation) {
         Ok(string) => string,
         Err(HandleError::Released) => {
             drop(state);
             return get_boolean(env, false);
         }
-        Err(error) => return Err(handle_error(env, call.args[0], error)),
+        Err(error) => return Err(handle_error(env, call.args[0], error, Kind::String)),
     };
     let len = string.bytes.len;
     // Detaches the view, then the core frees the bytes.
@@ -393,11 +335,11 @@ fn with_live_string<R>(
     f: impl FnOnce(&mut NativeString) -> Result<R, Throw>,
 ) -> Result<R, Throw> {
     let mut state = borrow_state(call)?;
-    let handle = decode_handle(call.env, &state, call.args[0])?;
+    let handle = decode_handle(call.env, &state, call.args[0], Kind::String)?;
     let string = state
         .strings
         .get_mut(handle.slot, handle.generation)
-        .map_err(|error| handle_error(call.env, call.args[0], error))?;
+        .map_err(|error| handle_error(call.env, call.args[0], error, Kind::String))?;
     f(string)
 }
 
