@@ -1,4 +1,8 @@
-//! Decoding arguments the contract's way: handle numbers of any kind.
+//! Decoding arguments the contract's way: handle numbers (any kind) and JS strings that must become C strings.
+
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+use std::ptr;
 
 use napi::sys;
 
@@ -63,4 +67,142 @@ pub fn handle_error(env: sys::napi_env, value: sys::napi_value, error: HandleErr
             Throw::error("ERR_NATIVE_RELEASED", format!("the native {} was already released", kind.name()))
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Strings
+
+/// Strings up to this many UTF-8 bytes are read from JS into a stack buffer; longer ones into a
+/// heap buffer sized exactly.
+pub const STACK_STRING_MAX: usize = 256;
+/// Node-API writes whole characters (at most 4 bytes each) and a NUL, so with 4 spare bytes a
+/// result of at most `STACK_STRING_MAX` bytes proves the string was not truncated.
+pub const STACK_BUFFER_LEN: usize = STACK_STRING_MAX + 4 + 1;
+
+/// A JS string argument as NUL-terminated UTF-8, owned by the export's stack frame: in a stack buffer when short,
+/// else in an exactly sized heap buffer freed with it.
+pub struct Utf8Arg {
+    stack: [MaybeUninit<u8>; STACK_BUFFER_LEN],
+    heap: Vec<u8>,
+    /// Bytes without the NUL; `stack[..=len]` (or `heap`) is initialised once `read` returned true.
+    len: usize,
+    on_heap: bool,
+}
+
+impl Default for Utf8Arg {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Utf8Arg {
+    pub fn new() -> Self {
+        Utf8Arg { stack: [MaybeUninit::uninit(); STACK_BUFFER_LEN], heap: Vec::new(), len: 0, on_heap: false }
+    }
+
+    /// Reads `value` as UTF-8 (lone surrogates become U+FFFD); `Ok(false)` if it is not a string.
+    pub fn read(&mut self, env: sys::napi_env, value: sys::napi_value) -> Result<bool, Throw> {
+        let mut written = 0usize;
+        // SAFETY: `stack` has room for STACK_BUFFER_LEN bytes including the NUL Node-API writes.
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(
+                env,
+                value,
+                self.stack.as_mut_ptr().cast(),
+                STACK_BUFFER_LEN,
+                &mut written,
+            )
+        };
+        if status == sys::Status::napi_string_expected {
+            return Ok(false);
+        }
+        check(env, status, "napi_get_value_string_utf8")?;
+        if written <= STACK_STRING_MAX {
+            self.len = written;
+            self.on_heap = false;
+            return Ok(true);
+        }
+        let mut len = 0usize;
+        // SAFETY: a NULL buffer asks only for the UTF-8 length.
+        let status = unsafe { sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len) };
+        check(env, status, "napi_get_value_string_utf8")?;
+        let mut heap: Vec<u8> = Vec::new();
+        if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
+            return Err(Throw::range_error(
+                "ERR_NATIVE_ALLOC",
+                format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
+            ));
+        }
+        // SAFETY: `heap` has capacity for `len + 1` bytes (string and NUL).
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(env, value, heap.as_mut_ptr().cast(), len + 1, &mut written)
+        };
+        check(env, status, "napi_get_value_string_utf8")?;
+        // SAFETY: Node-API initialised `written` bytes and the NUL after them.
+        unsafe { heap.set_len(written + 1) };
+        self.heap = heap;
+        self.len = written;
+        self.on_heap = true;
+        Ok(true)
+    }
+
+    /// The bytes and their NUL terminator.
+    fn with_nul(&self) -> &[u8] {
+        if self.on_heap {
+            &self.heap
+        } else {
+            // SAFETY: `read` returned true, so Node-API initialised `len` bytes and a NUL in `stack`.
+            unsafe { std::slice::from_raw_parts(self.stack.as_ptr().cast::<u8>(), self.len + 1) }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// As a C string, or the offset of the first NUL byte (a C string would end there).
+    pub fn c_str(&self) -> Result<&CStr, usize> {
+        let c = CStr::from_bytes_until_nul(self.with_nul()).expect("Node-API writes a NUL terminator");
+        if c.count_bytes() == self.len { Ok(c) } else { Err(c.count_bytes()) }
+    }
+
+    /// As a `&str` (Node-API writes UTF-8).
+    pub fn as_str(&self) -> Result<&str, Throw> {
+        std::str::from_utf8(&self.with_nul()[..self.len])
+            .map_err(|_| Throw::internal("Node-API returned a string that is not UTF-8"))
+    }
+}
+
+/// `ERR_INTERIOR_NUL`, naming the argument.
+pub fn interior_nul(name: &str, offset: usize) -> Throw {
+    Throw::range_error(
+        "ERR_INTERIOR_NUL",
+        format!("{name} contains a NUL byte at offset {offset}; a NUL-terminated C string cannot carry it"),
+    )
+}
+
+/// A `dest` argument: a string, non-empty, without NUL (the contract's checks, in that order).
+pub fn read_dest(env: sys::napi_env, value: sys::napi_value, dest: &mut Utf8Arg) -> Result<&CStr, Throw> {
+    if !dest.read(env, value)? {
+        return Err(invalid_arg_type(env, "a non-empty string", "dest", value));
+    }
+    if dest.len() == 0 {
+        return Err(Throw::range_error(
+            "ERR_INVALID_ARG_VALUE",
+            "dest must be a non-empty string".to_owned(),
+        ));
+    }
+    dest.c_str().map_err(|offset| interior_nul("dest", offset))
+}
+
+/// A `message` argument: a string without NUL.
+pub fn read_message(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    message: &mut Utf8Arg,
+) -> Result<&CStr, Throw> {
+    if !message.read(env, value)? {
+        return Err(invalid_arg_type(env, "a string", "message", value));
+    }
+    message.c_str().map_err(|offset| interior_nul("message", offset))
 }

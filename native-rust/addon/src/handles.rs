@@ -9,8 +9,7 @@
 //!
 //! A slot is an `Option<T>`: releasing takes the value out (`Option::take`) and bumps the slot's
 //! generation, so a second release or a use after release is a reported error, never a dangling
-//! pointer. The table is generic over its payload: one table per kind (strings now,
-//! subscriptions later).
+//! pointer. The table is generic over its payload: one table per kind (strings, subscriptions).
 
 const SLOT_BITS: u32 = 22;
 const GENERATION_BITS: u32 = 19;
@@ -51,7 +50,6 @@ impl Backend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     String = 1,
-    #[expect(dead_code, reason = "the subscription table (boxed callbacks) comes next")]
     Subscription = 2,
 }
 
@@ -214,15 +212,59 @@ impl<T> HandleTable<T> {
     /// Takes the value out and bumps the slot's generation; the caller now owns the value.
     pub fn remove(&mut self, slot: u32, generation: u32) -> Result<T, HandleError> {
         let index = self.locate(slot, generation)?;
+        let value = self.slots[index].value.take().expect("located slots are live");
+        self.release_slot(index);
+        Ok(value)
+    }
+
+    /// Takes the live value out and hands it to `release`. If `release` gives it back (`Err`), it goes back into
+    /// its slot unchanged (same generation: the handle stays valid) and the result is `Ok(None)`; else the slot is
+    /// released as by [`remove`](Self::remove). For a release the owner may refuse (seed 000's cancel under the
+    /// wrong dest).
+    pub fn remove_with<R>(
+        &mut self,
+        slot: u32,
+        generation: u32,
+        release: impl FnOnce(T) -> Result<R, T>,
+    ) -> Result<Option<R>, HandleError> {
+        let index = self.locate(slot, generation)?;
+        let value = self.slots[index].value.take().expect("located slots are live");
+        match release(value) {
+            Ok(released) => {
+                self.release_slot(index);
+                Ok(Some(released))
+            }
+            Err(kept) => {
+                self.slots[index].value = Some(kept);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Releases every live value, in slot order, as [`remove`](Self::remove) would (generations bumped, so every
+    /// handle issued so far reads as released). Returns how many. `release` must not use the table.
+    pub fn remove_all(&mut self, mut release: impl FnMut(T)) -> usize {
+        let mut count = 0;
+        for index in 0..self.slots.len() {
+            if let Some(value) = self.slots[index].value.take() {
+                self.release_slot(index);
+                release(value);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Bumps the generation of a slot whose value was just taken, and parks it for reuse unless it retires.
+    fn release_slot(&mut self, index: usize) {
         let entry = &mut self.slots[index];
-        let value = entry.value.take().expect("located slots are live");
+        debug_assert!(entry.value.is_none());
         entry.generation += 1;
         if entry.generation < RETIRED_GENERATION {
             // Capacity was reserved in `insert`, so this push does not allocate.
-            self.free.push(slot);
+            self.free.push(index as u32);
         }
         self.live -= 1;
-        Ok(value)
     }
 
     /// Takes every live value out (environment teardown). The table is left empty.
@@ -310,6 +352,39 @@ mod tests {
         assert_eq!(table.get_mut(slot, RETIRED_GENERATION), Err(HandleError::Invalid));
         let (fresh, generation) = table.insert(2).unwrap();
         assert_eq!((fresh, generation), (1, 1), "the retired slot is not reused");
+    }
+
+    #[test]
+    fn remove_with_keeps_a_refused_value_in_place() {
+        let mut table = HandleTable::default();
+        let (slot, generation) = table.insert("registered").unwrap();
+        assert_eq!(table.remove_with(slot, generation, Err::<(), _>), Ok(None));
+        assert_eq!(table.get_mut(slot, generation), Ok(&mut "registered"), "same slot, same generation");
+        assert_eq!(table.live(), 1);
+        assert_eq!(table.remove_with(slot, generation, |v| Ok::<_, &str>(v.len())), Ok(Some(10)));
+        assert_eq!(table.get_mut(slot, generation), Err(HandleError::Released));
+        assert_eq!(table.remove_with(slot, generation, Ok::<_, &str>), Err(HandleError::Released));
+        assert_eq!(table.live(), 0);
+    }
+
+    #[test]
+    fn remove_all_releases_every_handle() {
+        let mut table = HandleTable::default();
+        let handles: Vec<_> = (0..4).map(|i| table.insert(i).unwrap()).collect();
+        table.remove(handles[2].0, handles[2].1).unwrap();
+        let mut released = Vec::new();
+        assert_eq!(table.remove_all(|v| released.push(v)), 3);
+        assert_eq!(released, [0, 1, 3]);
+        assert_eq!(table.live(), 0);
+        for (slot, generation) in handles {
+            assert_eq!(
+                table.get_mut(slot, generation),
+                Err(HandleError::Released),
+                "stale, not never-issued"
+            );
+        }
+        let (slot, generation) = table.insert(9).unwrap();
+        assert!(generation >= 2, "a reused slot never repeats a generation ({slot}, {generation})");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //!   `print_and_return` and `free_string` / `finalize_string` / environment teardown;
 //! - **JS** owns a handle number, and at most borrows the bytes through a view that is detached
 //!   before they are freed;
+//! - a **subscription slot** owns seed 000's `UserSpaceWrapper`, and through it the boxed JS callback
+//!   (a strong reference to the function) and the FFIWrapper the environment's dispatcher borrows
+//!   while registered;
 //! - **instance data** owns the per-environment state; the exported functions borrow it.
 
 mod args;
@@ -14,6 +17,7 @@ mod call;
 mod handles;
 mod state;
 mod strings;
+mod subscriptions;
 
 use std::ffi::{CStr, c_void};
 use std::ptr;
@@ -25,6 +29,9 @@ use napi_derive::napi;
 use crate::call::{Call, CallResult, Export, create_double, create_object, trampoline};
 use crate::state::EnvCell;
 use crate::strings::{FinalizeString, FreeString, PrintAndReturn, StringInfo, StringText, StringView};
+use crate::subscriptions::{
+    Cancel, FinalizeSubscription, Handler, SendMessage, Shutdown, SubscriptionActive,
+};
 
 /// `noop()`: nothing, the benchmark floor. It goes through the same trampoline as every export, so
 /// it measures the fixed cost of a call into this addon.
@@ -39,17 +46,18 @@ impl Export<0> for Noop {
     }
 }
 
-/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes } }` for this environment.
+/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes }, handlers: { live, registered,
+/// cancelled, finalized } }` for this environment.
 struct Stats;
 
 impl Export<0> for Stats {
     const NAME: &'static CStr = c"stats";
 
     fn call(call: &Call<'_, 0>) -> CallResult {
-        let ledger = call
+        let (ledger, handlers) = call
             .state
             .try_borrow()
-            .map(|state| state.ledger)
+            .map(|state| (state.ledger, state.handlers))
             .map_err(|_| call::Throw::internal("stats during a call"))?;
         let env = call.env;
         let count = |n: u64| create_double(env, n as f64);
@@ -63,7 +71,8 @@ impl Export<0> for Stats {
                 (c"liveBytes", count(ledger.live_bytes)?),
             ],
         )?;
-        create_object(env, &[(c"strings", strings)])
+        let handlers = subscriptions::handler_stats(env, handlers)?;
+        create_object(env, &[(c"strings", strings), (c"handlers", handlers)])
     }
 }
 
@@ -97,6 +106,12 @@ pub fn init(exports: Object<'_>, env: Env) -> napi::Result<()> {
         method::<1, StringText>(state),
         method::<1, StringView>(state),
         method::<1, StringInfo>(state),
+        method::<2, Handler>(state),
+        method::<2, Cancel>(state),
+        method::<1, FinalizeSubscription>(state),
+        method::<1, SubscriptionActive>(state),
+        method::<2, SendMessage>(state),
+        method::<0, Shutdown>(state),
         method::<0, Stats>(state),
         method::<0, Noop>(state),
     ];

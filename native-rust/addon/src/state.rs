@@ -2,21 +2,42 @@
 //! thread that loads the addon gets its own). The only process-wide state is the environment id
 //! counter, an atomic.
 
-use std::cell::RefCell;
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use napi::sys;
+use napi_ownership_dispatch::{Dispatcher, UserSpaceWrapper};
 
 use crate::call::{Throw, check};
 use crate::handles::HandleTable;
 use crate::strings::NativeString;
+use crate::subscriptions::Delivery;
 
-/// The environment state behind a `RefCell`: every export borrows it for the length of one call,
-/// so a reentrant borrow (impossible today: nothing here calls into JS) would fail loudly instead
-/// of aliasing.
-pub type EnvCell = RefCell<EnvState>;
+/// Everything one environment owns. Instance data owns the cell; every export borrows it through its callback data.
+pub struct EnvCell {
+    /// Behind a `RefCell`: an export borrows it for one step at a time and never across a call into JS, so a
+    /// reentrant borrow would fail loudly instead of aliasing.
+    state: RefCell<EnvState>,
+    /// This environment's dispatcher (seed 000's "libdummy", the C++ core). Outside the `RefCell`: `send` runs JS
+    /// callbacks that call back into `handler`, `cancel`, `send`, `shutdown`, so no borrow is held across
+    /// `dispatcher_send`. Freed at teardown, after every registration was cancelled.
+    pub dispatcher: Dispatcher,
+    /// The innermost `send` in progress on this environment (NULL when none): where callbacks find the message and
+    /// leave what they throw. Each `send` saves and restores it, so nested sends each collect their own errors.
+    pub delivery: Cell<*const Delivery>,
+}
+
+impl EnvCell {
+    pub fn try_borrow(&self) -> Result<Ref<'_, EnvState>, std::cell::BorrowError> {
+        self.state.try_borrow()
+    }
+
+    pub fn try_borrow_mut(&self) -> Result<RefMut<'_, EnvState>, std::cell::BorrowMutError> {
+        self.state.try_borrow_mut()
+    }
+}
 
 /// Live bytes are reported to V8 once the unreported difference reaches this, and any single
 /// string at least this large is reported at once (docs/raw-contract.md).
@@ -46,18 +67,43 @@ pub enum Release {
     Finalized,
 }
 
+/// The handler ledger of docs/raw-contract.md. `live = registered - cancelled - finalized`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerLedger {
+    pub registered: u64,
+    pub cancelled: u64,
+    pub finalized: u64,
+}
+
+impl HandlerLedger {
+    pub fn live(&self) -> u64 {
+        self.registered - self.cancelled - self.finalized
+    }
+}
+
 pub struct EnvState {
     /// This environment's id, the `env` bits of every handle it issues (1..=255).
     pub env_id: u8,
     pub strings: HandleTable<NativeString>,
     pub ledger: StringLedger,
+    /// Each slot owns seed 000's UserSpaceWrapper, and through it the boxed JS callback and the FFIWrapper the
+    /// dispatcher borrows: removing the slot cancels the registration and frees them.
+    pub subscriptions: HandleTable<UserSpaceWrapper>,
+    pub handlers: HandlerLedger,
     /// Live-byte change not yet given to `napi_adjust_external_memory`.
     unreported: i64,
 }
 
 impl EnvState {
     fn new(env_id: u8) -> Self {
-        EnvState { env_id, strings: HandleTable::default(), ledger: StringLedger::default(), unreported: 0 }
+        EnvState {
+            env_id,
+            strings: HandleTable::default(),
+            ledger: StringLedger::default(),
+            subscriptions: HandleTable::default(),
+            handlers: HandlerLedger::default(),
+            unreported: 0,
+        }
     }
 
     /// Records `delta` live bytes and reports to V8 when the batch is due.
@@ -102,8 +148,19 @@ pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
         // the slot to the addon), so a non-NULL pointer is our `EnvCell` from an earlier load.
         return Ok(existing.cast_const().cast());
     }
+    let dispatcher = Dispatcher::new().ok_or_else(|| {
+        Throw::range_error(
+            "ERR_NATIVE_ALLOC",
+            "could not allocate the dispatcher of this environment".to_owned(),
+        )
+    })?;
+    let cell = EnvCell {
+        state: RefCell::new(EnvState::new(next_env_id())),
+        dispatcher,
+        delivery: Cell::new(ptr::null()),
+    };
     // Ownership moves to Node-API instance data: freed by `finalize_instance_data` at teardown.
-    let state = Box::into_raw(Box::new(RefCell::new(EnvState::new(next_env_id()))));
+    let state = Box::into_raw(Box::new(cell));
     // SAFETY: `state` is a valid, uniquely owned allocation; the finalizer below takes it back.
     let status = unsafe {
         sys::napi_set_instance_data(env, state.cast(), Some(finalize_instance_data), ptr::null_mut())
@@ -116,8 +173,9 @@ pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
     Ok(state.cast_const())
 }
 
-/// Instance-data finalizer: the environment is going away. Frees every string still live; nothing
-/// is reported to JS (no JS runs any more).
+/// Instance-data finalizer: the environment is going away. Frees every string still live, cancels
+/// every registration still live (freeing its boxes and deleting its reference to the JS function),
+/// then frees the dispatcher. Nothing is reported or called back into JS (no JS runs any more).
 ///
 /// # Safety
 /// Called by Node once, at environment teardown, with the pointer given to
@@ -125,14 +183,21 @@ pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
 unsafe extern "C" fn finalize_instance_data(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     // SAFETY: `data` is the `Box<EnvCell>` leaked in `env_state`; Node gives it back exactly once,
     // and the exported functions that borrowed it can no longer be called.
-    let state = unsafe { Box::from_raw(data.cast::<EnvCell>()) };
+    let cell = unsafe { Box::from_raw(data.cast::<EnvCell>()) };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        let mut state = state.into_inner();
-        for string in state.strings.drain() {
-            // Node has already detached the external ArrayBuffers of views (its own cleanup hook
-            // for external buffers runs before the env's), so only our references go.
-            string.release_at_teardown(env);
+        {
+            let mut state = cell.state.borrow_mut();
+            for string in state.strings.drain() {
+                // Node has already detached the external ArrayBuffers of views (its own cleanup hook
+                // for external buffers runs before the env's), so only our references go.
+                string.release_at_teardown(env);
+            }
+            // Dropping a UserSpaceWrapper cancels its registration and frees its three boxes; the boxed
+            // JsCallback deletes its reference. No callback runs: nothing sends any more.
+            state.subscriptions.drain().for_each(drop);
         }
+        // Last, with the cell: dispatcher_free (the wrappers shared the dispatcher, and all are gone).
+        drop(cell);
     }));
 }
 

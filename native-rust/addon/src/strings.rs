@@ -12,20 +12,13 @@ use std::ptr::{self, NonNull};
 use napi::sys;
 use napi_ownership_core as core;
 
-use crate::args::{BACKEND, decode_handle, handle_error};
+use crate::args::{BACKEND, STACK_BUFFER_LEN, STACK_STRING_MAX, decode_handle, handle_error};
 use crate::call::{
     Call, CallResult, Export, Throw, check, create_bigint_u64, create_double, create_object, get_boolean,
     invalid_arg_type,
 };
 use crate::handles::{Handle, HandleError, Kind, TableFull};
 use crate::state::{EnvState, Release};
-
-/// Strings up to this many UTF-8 bytes are read from JS into a stack buffer; longer ones into a
-/// heap buffer sized exactly.
-const STACK_STRING_MAX: usize = 256;
-/// Node-API writes whole characters (at most 4 bytes each) and a NUL, so with 4 spare bytes a
-/// result of at most `STACK_STRING_MAX` bytes proves the string was not truncated.
-const STACK_BUFFER_LEN: usize = STACK_STRING_MAX + 4 + 1;
 
 /// A string copy allocated by the core. Dropping it gives it back to the core: freed by
 /// `napi_ownership_core::free_string` when the slot releases it or the environment tears down.
@@ -114,7 +107,9 @@ fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::
     (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
 }
 
-fn borrow_state<'a, const N: usize>(call: &'a Call<'_, N>) -> Result<std::cell::RefMut<'a, EnvState>, Throw> {
+pub fn borrow_state<'a, const N: usize>(
+    call: &'a Call<'_, N>,
+) -> Result<std::cell::RefMut<'a, EnvState>, Throw> {
     call.state.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))
 }
 

@@ -1,0 +1,407 @@
+//! The subscription exports of docs/raw-contract.md ("Subscriptions"): seed 000's boxed callbacks over this
+//! environment's dispatcher, through `napi_ownership_dispatch::{handler_, cancel_}`.
+//!
+//! ```text
+//! slot (HandleTable<UserSpaceWrapper>) ── owns ──► UserSpaceWrapper { ffi_wrapper, ctx }      seed 000's handle
+//!     ffi_wrapper ──► FFIWrapper { handler_cb, self_rust_side }                 borrowed by the dispatcher
+//!     self_rust_side ──► RustSideHandler { opaque }                             while registered
+//!     opaque ──► Box<dyn OnSend> = JsCallback { napi_ref (strong) }  ── keeps the JS function alive (seed 004's mark)
+//! ```
+//!
+//! Cancel = `cancel_` (or dropping the wrapper, which is `cancel_` under its own dest): `dispatcher_cancel`, then the
+//! three boxes are rebuilt and dropped, and `JsCallback`'s Drop deletes the reference, so the function becomes
+//! collectable. A callback that cancels its own subscription is freed when it returns (the dispatch crate defers it).
+//!
+//! `send` is the hot path: dest and message are read into stack buffers when short, the message passed to every
+//! callback is the JS argument itself (no string is created), and nothing is allocated unless a callback throws.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
+use std::ptr;
+
+use napi::sys;
+use napi_ownership_dispatch::{OnSend, cancel_, handler_};
+
+use crate::args::{BACKEND, Utf8Arg, decode_handle, handle_error, read_dest, read_message};
+use crate::call::{
+    Call, CallResult, Export, Throw, check, create_double, create_object, get_boolean, invalid_arg_type,
+    type_name,
+};
+use crate::handles::{Handle, HandleError, Kind, TableFull};
+use crate::state::{EnvCell, HandlerLedger};
+use crate::strings::borrow_state;
+
+/// One `send` in progress: what its callbacks receive and where they leave what they throw. Lives on the `send`
+/// export's stack; `EnvCell::delivery` points to it while `dispatcher_send` runs.
+pub struct Delivery {
+    /// The message argument of `send` itself: the same JS string for every callback.
+    message: sys::napi_value,
+    /// `this` for every callback.
+    undefined: sys::napi_value,
+    /// What the callbacks threw, in delivery order (values of the `send` export's handle scope).
+    errors: RefCell<Vec<sys::napi_value>>,
+    /// Thrown values that could not be recorded (the list could not grow): still counted in the message.
+    unrecorded: Cell<usize>,
+}
+
+/// Seed 000's boxed handler for a JS function.
+struct JsCallback {
+    env: sys::napi_env,
+    /// Strong reference (count 1) to the function: keeps it alive while registered. Deleted in Drop.
+    function: sys::napi_ref,
+    /// This environment's state, for the `send` in progress. Outlives every registration: teardown cancels them
+    /// all before it frees the cell.
+    cell: *const EnvCell,
+}
+
+impl OnSend for JsCallback {
+    /// Calls the function with `(message)`, `this` undefined. `dest`/`msg` are the C strings the dispatcher
+    /// delivered; the JS message is the `send` argument itself.
+    fn on_send(&self, _dest: &str, _msg: &str) {
+        // SAFETY: the cell outlives every registration (see `cell`), and it is only used on the JS thread: the
+        // environment's dispatcher is not Send, so only this environment's `send` delivers to it.
+        let cell = unsafe { &*self.cell };
+        // SAFETY: a non-NULL `delivery` is the frame of the innermost `send` export still on this stack.
+        let Some(delivery) = (unsafe { cell.delivery.get().as_ref() }) else {
+            return; // not inside our send(): cannot happen (only `send` calls dispatcher_send)
+        };
+        let mut function = ptr::null_mut();
+        // SAFETY: `function` is our live strong reference; a strong reference always yields its value.
+        let status = unsafe { sys::napi_get_reference_value(self.env, self.function, &mut function) };
+        if status != sys::Status::napi_ok || function.is_null() {
+            return;
+        }
+        let mut result = ptr::null_mut();
+        // SAFETY: the current scope is the `send` export's; `delivery.message` and `delivery.undefined` are values
+        // of it, `function` was just read. The call may re-enter our exports; none of them holds a borrow now.
+        let status = unsafe {
+            sys::napi_call_function(self.env, delivery.undefined, function, 1, &delivery.message, &mut result)
+        };
+        if status == sys::Status::napi_ok {
+            return;
+        }
+        // The callback threw (or JS can no longer run, e.g. a terminating worker: then nothing is pending).
+        let mut pending = false;
+        // SAFETY: plain queries of this environment.
+        let asked = unsafe { sys::napi_is_exception_pending(self.env, &mut pending) };
+        if asked != sys::Status::napi_ok || !pending {
+            return;
+        }
+        let mut error = ptr::null_mut();
+        // SAFETY: an exception is pending; taking it lets the next callback run.
+        if unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut error) } != sys::Status::napi_ok {
+            return;
+        }
+        let mut errors = delivery.errors.borrow_mut();
+        if errors.try_reserve(1).is_ok() {
+            errors.push(error);
+        } else {
+            delivery.unrecorded.set(delivery.unrecorded.get() + 1);
+        }
+    }
+}
+
+impl Drop for JsCallback {
+    fn drop(&mut self) {
+        // SAFETY: the reference was created by `handler` for this environment and is deleted only here, once. The
+        // function becomes collectable (unless JS still holds it). Runs no JS.
+        let _ = unsafe { sys::napi_delete_reference(self.env, self.function) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// handler
+
+fn subscription_alloc_failed() -> Throw {
+    // Not worded by the contract (the same wording as the cpp backend): nothing was registered.
+    Throw::range_error("ERR_NATIVE_ALLOC", "could not allocate the native subscription".to_owned())
+}
+
+pub struct Handler;
+
+impl Export<2> for Handler {
+    const NAME: &'static CStr = c"handler";
+
+    fn call(call: &Call<'_, 2>) -> CallResult {
+        let (env, callback) = (call.env, call.args[1]);
+        let mut dest = Utf8Arg::new();
+        read_dest(env, call.args[0], &mut dest)?;
+        if type_name(env, callback)? != "function" {
+            return Err(invalid_arg_type(env, "a function", "callback", callback));
+        }
+        let mut reference = ptr::null_mut();
+        // SAFETY: `callback` is a function argument of this call; count 1 makes the reference strong.
+        let status = unsafe { sys::napi_create_reference(env, callback, 1, &mut reference) };
+        check(env, status, "napi_create_reference")?;
+        // The box owns the reference from here: any failure below drops it, deleting the reference.
+        let boxed: Box<dyn OnSend> = Box::new(JsCallback { env, function: reference, cell: call.state });
+        // Seed 000's handler_: boxed as RustSideHandler and FFIWrapper, lent to the dispatcher.
+        let wrapper = handler_(&call.state.dispatcher, dest.as_str()?, boxed)
+            .map_err(|_refused| subscription_alloc_failed())?;
+        let mut state = borrow_state(call)?;
+        // Ownership moves into the table: the slot owns the registration until cancel, finalize_subscription,
+        // shutdown or teardown.
+        let (slot, generation) = state.subscriptions.insert(wrapper).map_err(|TableFull(_wrapper)| {
+            // The returned wrapper drops here: cancelled and freed.
+            Throw::range_error(
+                "ERR_NATIVE_ALLOC",
+                format!(
+                    "could not allocate a handle for the native {}: the handle table of this environment is full",
+                    Kind::Subscription.name()
+                ),
+            )
+        })?;
+        state.handlers.registered += 1;
+        let env_id = state.env_id;
+        drop(state);
+        create_double(env, Handle::new(env_id, BACKEND, Kind::Subscription, generation, slot).to_f64())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// cancel / finalize_subscription / subscription_active
+
+fn is_undefined(env: sys::napi_env, value: sys::napi_value) -> Result<bool, Throw> {
+    Ok(type_name(env, value)? == "undefined")
+}
+
+/// Decodes a subscription handle argument (its errors come first: argument order).
+fn subscription_handle<const N: usize>(call: &Call<'_, N>) -> Result<Handle, Throw> {
+    decode_handle(call.env, &*borrow_state(call)?, call.args[0], Kind::Subscription)
+}
+
+/// Cancels the subscription `handle` (the decoded `call.args[0]`): `true`, or `false` if it was already released
+/// or (with `dest`) is not registered under `dest`, in which case it stays registered.
+fn release<const N: usize>(
+    call: &Call<'_, N>,
+    handle: Handle,
+    dest: Option<&str>,
+    finalized: bool,
+) -> CallResult {
+    let env = call.env;
+    let dispatcher = &call.state.dispatcher;
+    let mut state = borrow_state(call)?;
+    let outcome = state.subscriptions.remove_with(handle.slot, handle.generation, |wrapper| match dest {
+        // Seed 000's cancel(dest, ctx): the dispatcher decides. On success cancel_ rebuilds and drops the three
+        // boxes; under another dest it hands the wrapper back, and the slot keeps it.
+        Some(dest) => cancel_(dispatcher, dest, wrapper),
+        // Under its own dest: dropping the wrapper is cancel_ with the dest it was registered under
+        // (dispatcher_cancel, then the three boxes rebuilt and dropped).
+        None => {
+            drop(wrapper);
+            Ok(())
+        }
+    });
+    let cancelled = match outcome {
+        Ok(Some(())) => true,
+        Ok(None) | Err(HandleError::Released) => false,
+        Err(error) => return Err(handle_error(env, call.args[0], error, Kind::Subscription)),
+    };
+    if cancelled {
+        let ledger: &mut HandlerLedger = &mut state.handlers;
+        if finalized {
+            ledger.finalized += 1;
+        } else {
+            ledger.cancelled += 1;
+        }
+        debug_assert_eq!(ledger.live(), state.subscriptions.live() as u64);
+    }
+    drop(state);
+    get_boolean(env, cancelled)
+}
+
+pub struct Cancel;
+
+impl Export<2> for Cancel {
+    const NAME: &'static CStr = c"cancel";
+
+    fn call(call: &Call<'_, 2>) -> CallResult {
+        let handle = subscription_handle(call)?;
+        // `dest` is checked even for a released handle: a bad dest is a bad call.
+        if is_undefined(call.env, call.args[1])? {
+            return release(call, handle, None, false);
+        }
+        let mut dest = Utf8Arg::new();
+        read_dest(call.env, call.args[1], &mut dest)?;
+        release(call, handle, Some(dest.as_str()?), false)
+    }
+}
+
+pub struct FinalizeSubscription;
+
+impl Export<1> for FinalizeSubscription {
+    const NAME: &'static CStr = c"finalize_subscription";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let handle = subscription_handle(call)?;
+        release(call, handle, None, true)
+    }
+}
+
+pub struct SubscriptionActive;
+
+impl Export<1> for SubscriptionActive {
+    const NAME: &'static CStr = c"subscription_active";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let env = call.env;
+        let handle = subscription_handle(call)?;
+        let mut state = borrow_state(call)?;
+        let active = match state.subscriptions.get_mut(handle.slot, handle.generation) {
+            Ok(_) => true,
+            Err(HandleError::Released) => false,
+            Err(error) => return Err(handle_error(env, call.args[0], error, Kind::Subscription)),
+        };
+        drop(state);
+        get_boolean(env, active)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// send / shutdown
+
+/// Restores the outer `send`'s frame, even if delivery unwinds (a panic is resumed by `send_cstr`).
+struct RestoreDelivery<'a> {
+    cell: &'a EnvCell,
+    outer: *const Delivery,
+}
+
+impl Drop for RestoreDelivery<'_> {
+    fn drop(&mut self) {
+        self.cell.delivery.set(self.outer);
+    }
+}
+
+/// Throws what the callbacks of one send threw: the value itself if exactly one threw, else an `AggregateError` with
+/// code `ERR_CALLBACKS_THREW` whose `errors` are the thrown values in delivery order.
+fn throw_collected(env: sys::napi_env, delivery: &Delivery, dest: &str) -> Throw {
+    let errors = delivery.errors.borrow();
+    let count = errors.len() + delivery.unrecorded.get();
+    let thrown = (|| -> Result<(), Throw> {
+        if count == 1 && errors.len() == 1 {
+            // SAFETY: a value of this call's scope.
+            return check(env, unsafe { sys::napi_throw(env, errors[0]) }, "napi_throw");
+        }
+        let mut global = ptr::null_mut();
+        let mut constructor = ptr::null_mut();
+        let mut array = ptr::null_mut();
+        // SAFETY: plain Node-API calls on this environment with locals as out-parameters.
+        unsafe {
+            check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
+            check(
+                env,
+                sys::napi_get_named_property(env, global, c"AggregateError".as_ptr(), &mut constructor),
+                "napi_get_named_property",
+            )?;
+            check(
+                env,
+                sys::napi_create_array_with_length(env, errors.len(), &mut array),
+                "napi_create_array",
+            )?;
+            for (index, error) in errors.iter().enumerate() {
+                check(env, sys::napi_set_element(env, array, index as u32, *error), "napi_set_element")?;
+            }
+        }
+        let text = format!("{count} callbacks threw while delivering to \"{dest}\"");
+        let mut message = ptr::null_mut();
+        let mut code = ptr::null_mut();
+        let mut aggregate = ptr::null_mut();
+        // SAFETY: as above; `text` outlives the call that copies it.
+        unsafe {
+            check(
+                env,
+                sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut message),
+                "napi_create_string_utf8",
+            )?;
+            let args = [array, message];
+            check(
+                env,
+                sys::napi_new_instance(env, constructor, 2, args.as_ptr(), &mut aggregate),
+                "napi_new_instance",
+            )?;
+            let name = c"ERR_CALLBACKS_THREW";
+            check(
+                env,
+                sys::napi_create_string_utf8(env, name.as_ptr(), name.count_bytes() as isize, &mut code),
+                "napi_create_string_utf8",
+            )?;
+            check(
+                env,
+                sys::napi_set_named_property(env, aggregate, c"code".as_ptr(), code),
+                "napi_set_named_property",
+            )?;
+            check(env, sys::napi_throw(env, aggregate), "napi_throw")
+        }
+    })();
+    match thrown {
+        Ok(()) => Throw::Pending,
+        Err(failure) => failure,
+    }
+}
+
+/// `send(dest, message)` (not named `Send`: that is the marker trait).
+pub struct SendMessage;
+
+impl Export<2> for SendMessage {
+    const NAME: &'static CStr = c"send";
+
+    fn call(call: &Call<'_, 2>) -> CallResult {
+        let env = call.env;
+        let mut dest_arg = Utf8Arg::new();
+        let dest = read_dest(env, call.args[0], &mut dest_arg)?;
+        let mut message_arg = Utf8Arg::new();
+        let message = read_message(env, call.args[1], &mut message_arg)?;
+
+        let mut undefined = ptr::null_mut();
+        // SAFETY: `undefined` is a local.
+        check(env, unsafe { sys::napi_get_undefined(env, &mut undefined) }, "napi_get_undefined")?;
+        let delivery = Delivery {
+            message: call.args[1],
+            undefined,
+            errors: RefCell::new(Vec::new()),
+            unrecorded: Cell::new(0),
+        };
+        let cell = call.state;
+        let delivered = {
+            // The callbacks of this send (and of none nested in it) report to `delivery`.
+            let _restore = RestoreDelivery { cell, outer: cell.delivery.replace(&delivery) };
+            cell.dispatcher.send_cstr(dest, message)
+        };
+        if !delivery.errors.borrow().is_empty() || delivery.unrecorded.get() != 0 {
+            return Err(throw_collected(env, &delivery, dest_arg.as_str()?));
+        }
+        create_double(env, f64::from(delivered))
+    }
+}
+
+pub struct Shutdown;
+
+impl Export<0> for Shutdown {
+    const NAME: &'static CStr = c"shutdown";
+
+    fn call(call: &Call<'_, 0>) -> CallResult {
+        let mut state = borrow_state(call)?;
+        // Each wrapper's drop cancels its registration under its own dest and frees its boxes (a callback that is
+        // running further up this stack is freed when it returns). Every handle now reads as released.
+        let cancelled = state.subscriptions.remove_all(drop) as u64;
+        state.handlers.cancelled += cancelled;
+        drop(state);
+        // Holds nothing of ours by now; frees the dispatcher's own records.
+        call.state.dispatcher.shutdown();
+        create_double(call.env, cancelled as f64)
+    }
+}
+
+/// `stats().handlers`.
+pub fn handler_stats(env: sys::napi_env, ledger: HandlerLedger) -> CallResult {
+    let count = |n: u64| create_double(env, n as f64);
+    create_object(
+        env,
+        &[
+            (c"live", count(ledger.live())?),
+            (c"registered", count(ledger.registered)?),
+            (c"cancelled", count(ledger.cancelled)?),
+            (c"finalized", count(ledger.finalized)?),
+        ],
+    )
+}
