@@ -63,5 +63,12 @@ extern "C" char* cpp_print_and_return(const char* input) noexcept {
 }
 
 extern "C" void cpp_free_string(char* s) noexcept {
+#ifdef NAPI_OWNERSHIP_SEED_BUG_FREE_STRING_KEEPS
+  // Seeded bug 2 (leak-test self-test builds only): free_string that does not free. The volatile store keeps the
+  // optimiser from proving the allocation unused and deleting it, which would hide the leak.
+  char* volatile forgotten = s;
+  (void)forgotten;
+#else
   delete[] s;  // the matching release for `new (std::nothrow) char[]` above; delete[] of NULL is a no-op
+#endif
 }

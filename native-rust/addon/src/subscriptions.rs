@@ -105,7 +105,11 @@ impl Drop for JsCallback {
     fn drop(&mut self) {
         // SAFETY: the reference was created by `handler` for this environment and is deleted only here, once. The
         // function becomes collectable (unless JS still holds it). Runs no JS.
+        #[cfg(not(feature = "seed-bug-callback-ref-kept"))]
         let _ = unsafe { sys::napi_delete_reference(self.env, self.function) };
+        // Seeded bug 3 (leak-test self-test builds only): the reference to the JS function is never deleted.
+        #[cfg(feature = "seed-bug-callback-ref-kept")]
+        std::hint::black_box(self.function);
     }
 }
 

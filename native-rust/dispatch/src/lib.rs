@@ -422,6 +422,8 @@ pub fn cancel_<H: ?Sized + OnSend>(
 ///
 /// # Safety
 /// `ffi_wrapper` comes from [`handler_`], the dispatcher no longer borrows it, and it is released exactly once.
+// The seeded bug leaves `H` unused (it never rebuilds the boxes).
+#[cfg_attr(feature = "seed-bug-cancel-keeps-boxes", allow(clippy::extra_unused_type_parameters))]
 unsafe fn release<H: ?Sized + OnSend>(ffi_wrapper: *mut FFIWrapper) {
     // SAFETY: the FFIWrapper is alive until the boxes are freed, which has not happened yet (only one release).
     let side = unsafe { (*ffi_wrapper).self_rust_side }.cast_const();
@@ -438,7 +440,14 @@ unsafe fn release<H: ?Sized + OnSend>(ffi_wrapper: *mut FFIWrapper) {
         // That call is still using the handler (its `&self`): it frees the boxes after on_send returns.
         Some(running) => running.free_on_return.set(true),
         // SAFETY: no call is inside the handler and none can enter (the dispatcher is done with it): ours to free.
+        #[cfg(not(feature = "seed-bug-cancel-keeps-boxes"))]
         None => drop(unsafe { take_boxes::<H>(ffi_wrapper) }),
+        // Seeded bug 1 (leak-test self-test builds only): seed 000's original cancel_, which never rebuilt the boxes.
+        // black_box keeps the optimiser from treating the pointer as dead and the leak as removable.
+        #[cfg(feature = "seed-bug-cancel-keeps-boxes")]
+        None => {
+            std::hint::black_box(ffi_wrapper);
+        }
     }
 }
 
