@@ -110,7 +110,10 @@ function runJob(job: Job): Promise<RunResult> {
               ? 'failed'
               : 'clean';
       const findings = [
-        ...report.records.filter((r) => r.ours && r.kind !== 'reachable').map((r) => ({
+        ...report.records
+          .filter((r) => r.ours && r.kind !== 'reachable')
+          .sort((a, b) => b.bytes - a.bytes)
+          .map((r) => ({
           what: `${r.bytes} bytes in ${r.blocks} blocks ${r.kind} lost`,
           stack: stackSummary(r.frames),
         })),

@@ -203,7 +203,7 @@ export const scenarios: Scenario[] = [
     async run(b) {
       const entry = new URL(import.meta.url.endsWith('.ts') ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
       for (let i = 0; i < 4; i++) {
-        const worker = new Worker(entry, { workerData: { backend: b.name }, execArgv: [...process.execArgv] });
+        const worker = new Worker(entry, { workerData: { backend: b.name } }); // inherits the parent's node options
         await new Promise<void>((resolve, reject) => {
           worker.once('message', () => resolve());
           worker.once('error', reject);

@@ -125,7 +125,8 @@ function classify(block: string[], report: MemcheckReport): void {
     return;
   }
   // Anything else with a stack is an error report (invalid read/write/free, uninitialised value, mismatched delete...).
-  if (frames.length === 0 || /SUMMARY|^Memcheck|^Copyright|^Using Valgrind|^Command:|^Parent PID/.test(head)) return;
+  // Valgrind's own notes (e.g. "Warning: set address range perms: large range") are not errors of the program.
+  if (frames.length === 0 || /SUMMARY|^Memcheck|^Copyright|^Using Valgrind|^Command:|^Parent PID|^Warning:/.test(head)) return;
   const error: MemcheckError = { what: head.trim(), frames, ours: frames.some(isOurs) };
   report.errors.push(error);
   if (error.ours) report.ourErrors++;
