@@ -75,6 +75,47 @@ int32_t dispatcher_shutdown(Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
 /* Registrations currently held (for ledgers and tests). */
 uint32_t dispatcher_live(const Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
 
+/* ---- Asynchronous delivery: the dispatcher's own worker thread -------------------------------------------------
+ * dispatcher_post() queues a copy of (dest, msg) and returns at once. The dispatcher's worker thread (started on the
+ * first post, joined by dispatcher_shutdown/dispatcher_free) takes messages in order and delivers each exactly as
+ * dispatcher_send would, but on the worker thread: callbacks then run OFF the caller's thread, which is what a real C
+ * library does. After a message's callbacks ran, the worker calls `on_delivered(ctx, delivered)` (delivered = how
+ * many callbacks ran for it), also on the worker thread. Callbacks and on_delivered must not block waiting for the
+ * thread that calls dispatcher_cancel (see the header's Threads notes: cancel waits for them).
+ *
+ * dispatcher_shutdown() also discards queued messages that were not delivered yet: for each, on_delivered(ctx, -1)
+ * is called (on the calling thread), so the owner of `ctx` can release it. */
+typedef void (*DispatcherDelivered)(void* ctx, int32_t delivered);
+
+/* 0 if queued; -2 if an argument is NULL; -3 if allocation failed or the worker thread could not start (nothing was
+ * queued and on_delivered will not be called). */
+int32_t dispatcher_post(Dispatcher* d, const char* dest, const char* msg, DispatcherDelivered on_delivered,
+                        void* ctx) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Messages posted and not yet delivered or discarded. */
+uint32_t dispatcher_queued(const Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* ---- A native producer: a thread of its own that posts ------------------------------------------------------------
+ * producer_start() starts a thread that posts `count` messages to `dest` through dispatcher_post, waiting
+ * `interval_ms` between them (0: none), with on_delivered/ctx passed to each post as given. When it has posted them
+ * all, or was stopped, it calls `on_finished(finished_ctx, posted)` on its own thread and ends. Message i (from 0) is
+ * the decimal text of i. The dispatcher must outlive the producer. */
+typedef struct DispatcherProducer DispatcherProducer;
+typedef void (*DispatcherProducerFinished)(void* finished_ctx, uint32_t posted);
+
+/* NULL if an argument is NULL or allocation / thread start failed. Freed by producer_free(). */
+DispatcherProducer* producer_start(Dispatcher* d, const char* dest, uint32_t count, uint32_t interval_ms,
+                                   DispatcherDelivered on_delivered, void* ctx, DispatcherProducerFinished on_finished,
+                                   void* finished_ctx) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Asks the producer to stop (it wakes from its interval wait at once) and joins its thread: when this returns, the
+ * thread has ended and on_finished has been called. Returns 1 if this call stopped it early, 0 if it had already
+ * finished. Idempotent. Must not be called from the producer's own callbacks. */
+int32_t producer_stop(DispatcherProducer* p) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
+/* Stops (as producer_stop) and frees the producer. NULL is a no-op. */
+void producer_free(DispatcherProducer* p) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
