@@ -69,6 +69,8 @@ interface Job {
   backend: string;
   command: string[];
   env: Record<string, string>;
+  /** The seeds' programs free everything: valgrind must say "All heap blocks were freed -- no leaks are possible". */
+  allFreed?: boolean;
 }
 
 function runJob(job: Job): Promise<RunResult> {
@@ -94,12 +96,14 @@ function runJob(job: Job): Promise<RunResult> {
       } catch {
         /* not a scenario: a seed program */
       }
+      const notAllFreed = job.allFreed === true && !report.allFreed;
+      if (!failure && notAllFreed) failure = 'valgrind did not report "All heap blocks were freed -- no leaks are possible"';
       if (!failure && (code !== 0 || signal)) {
         const lines = (stderr.trim() || stdout.trim()).split('\n');
         const at = Math.max(0, lines.findIndex((l) => /Error|error:|panicked|Assertion/.test(l)));
         failure = `exited with ${signal ?? code}: ${lines.slice(at, at + 3).join(' | ')}`;
       }
-      const oursLeaked = report.ours.definitely + report.ours.indirectly + report.ours.possibly > 0;
+      const oursLeaked = notAllFreed || report.ours.definitely + report.ours.indirectly + report.ours.possibly > 0;
       const verdict: Verdict = oursLeaked
         ? 'leak'
         : report.ourErrors > 0
@@ -158,8 +162,14 @@ function seedJobs(out: NodeJS.WritableStream): Job[] {
     throw new Error(`${name} not found under ${dir}`);
   };
   return [
-    { scenario: 'seed003-main', backend: 'native', command: [find(cmakeDir, 'seed003_main')], env: {} },
-    { scenario: 'seed000-program', backend: 'native', command: [join(packageRoot, 'native-rust', 'target', 'debug', 'examples', 'seed000')], env: {} },
+    { scenario: 'seed003-main', backend: 'native', command: [find(cmakeDir, 'seed003_main')], env: {}, allFreed: true },
+    {
+      scenario: 'seed000-program',
+      backend: 'native',
+      command: [join(packageRoot, 'native-rust', 'target', 'debug', 'examples', 'seed000')],
+      env: {},
+      allFreed: true,
+    },
   ];
 }
 
