@@ -138,6 +138,6 @@ for (const m of mutants.filter((x) => only.length === 0 || only.includes(x.id)))
   if (!caught) missed++;
 }
 const total = only.length || mutants.length;
-process.stdout.write(`\nleak-test self-test: ${total - missed} passed, ${missed} failed\n`);
+process.stdout.write(`\nself-test: ${total - missed} passed, ${missed} failed\n`);
 process.exitCode = missed ? 1 : 0;
 

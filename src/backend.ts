@@ -1,7 +1,8 @@
 import { foreignHandleError, invalidArgType, validateDest } from './errors.js';
 import { Fallback, RELEASED } from './fallback.js';
 import { NativeString } from './native-string.js';
-import type { HandlerLedger, RawAddon, StringLedger } from './native/raw.js';
+import type { HandlerLedger, PostLedger, ProducerLedger, RawAddon, StringLedger } from './native/raw.js';
+import { Producer } from './producer.js';
 import { Subscription } from './subscription.js';
 
 export type BackendName = 'cpp' | 'rust';
@@ -9,6 +10,15 @@ export type BackendName = 'cpp' | 'rust';
 export interface Stats {
   strings: StringLedger;
   handlers: HandlerLedger;
+  posts: PostLedger;
+  producers: ProducerLedger;
+}
+
+export interface ProduceOptions {
+  /** How many messages to post: an integer from 0 to 2^32 - 1. */
+  count: number;
+  /** Milliseconds between messages: an integer from 0 to 60000 (default 0). */
+  intervalMs?: number | undefined;
 }
 
 export interface HandlerOptions {
@@ -125,6 +135,33 @@ export class Backend {
       sub._unfollow();
     }
     return cancelled;
+  }
+
+  /**
+   * Queues `message` for the dispatcher's own worker thread, which calls the handlers of `dest` off the JS thread; each
+   * call is carried back to the JS thread (a threadsafe function). Resolves with how many callbacks ran; a callback
+   * cancelled before its turn is skipped, never called. Rejects like `send` throws if callbacks threw.
+   */
+  post(dest: string, message: string): Promise<number> {
+    validateDest(dest);
+    if (typeof message !== 'string') throw invalidArgType('a string', 'message', message);
+    return this.raw.post(dest, message);
+  }
+
+  /** Starts a native producer thread posting `count` messages ("0", "1", …) to `dest`. See {@link Producer}. */
+  produce(dest: string, options: ProduceOptions): Producer {
+    validateDest(dest);
+    if (options === null || typeof options !== 'object') throw invalidArgType('an object', 'options', options);
+    const { count, intervalMs = 0 } = options;
+    const { handle, done } = this.raw.produce(dest, count, intervalMs);
+    return Producer._create(this, dest, handle, done);
+  }
+
+  /** @internal Every stop path ends here; releases the native record once. */
+  _stopProducer(producer: Producer): boolean {
+    if (producer._released) return false;
+    producer._released = true;
+    return this.raw.producer_stop(producer._handle);
   }
 
   /** Cancels every registration of this backend in this environment; returns how many. The backend stays usable. */

@@ -9,11 +9,12 @@ import { Backend } from './backend.js';
 import { loadCppAddon } from './native/cpp.js';
 import { loadRustAddon } from './native/rust.js';
 
-export { Backend, type BackendName, type HandlerOptions, type Stats } from './backend.js';
+export { Backend, type BackendName, type HandlerOptions, type ProduceOptions, type Stats } from './backend.js';
 export { NativeString } from './native-string.js';
+export { Producer } from './producer.js';
 export { Subscription } from './subscription.js';
 export type { CodedError, ErrorCode } from './errors.js';
-export type { Handle, HandlerLedger, RawAddon, RawStats, StringLedger } from './native/raw.js';
+export type { Handle, HandlerLedger, PostLedger, ProducerLedger, RawAddon, RawStats, StringLedger } from './native/raw.js';
 
 /** The C++ backend: node-addon-api over the C++ core (`new[]`/`delete[]`). */
 export const cpp: Backend = new Backend('cpp', loadCppAddon);

@@ -28,9 +28,29 @@ export interface HandlerLedger {
   finalized: number;
 }
 
+export interface PostLedger {
+  /** Messages queued by post() and by producers. */
+  posted: number;
+  /** Callbacks run on the JS thread for posted messages. */
+  delivered: number;
+  /** Deliveries dropped because their subscription was cancelled before the JS thread got to them. */
+  skipped: number;
+  /** Items on the worker or the threadsafe function, not processed yet. */
+  pending: number;
+}
+
+export interface ProducerLedger {
+  live: number;
+  started: number;
+  stopped: number;
+  finalized: number;
+}
+
 export interface RawStats {
   strings: StringLedger;
   handlers: HandlerLedger;
+  posts: PostLedger;
+  producers: ProducerLedger;
 }
 
 export interface RawAddon {
@@ -54,6 +74,14 @@ export interface RawAddon {
   send(dest: string, message: string): number;
   /** Cancels every registration of this environment; returns how many. */
   shutdown(): number;
+  /** Queues the message for the dispatcher's worker thread; settles on the JS thread with how many callbacks ran. */
+  post(dest: string, message: string): Promise<number>;
+  /** Starts a native thread that posts `count` messages ("0", "1", …) `intervalMs` apart. */
+  produce(dest: string, count: number, intervalMs: number): { handle: Handle; done: Promise<number> };
+  /** Stops now and joins the thread; releases the handle. True if this stopped it early. */
+  producer_stop(handle: Handle): boolean;
+  finalize_producer(handle: Handle): boolean;
+  producer_active(handle: Handle): boolean;
   stats(): RawStats;
   noop(): undefined;
 }

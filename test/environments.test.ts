@@ -1,0 +1,164 @@
+/**
+ * Environments and teardown, each in a child process so that a crash fails the test instead of killing the runner:
+ * worker threads (each environment has its own dispatcher, tables and ledger), termination in the middle of
+ * native-thread delivery, exit with live handles, and an event loop kept alive exactly as long as there is work.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+
+const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+
+function runChild(source: string, timeoutMs = 60_000) {
+  const dir = mkdtempSync(join(tmpdir(), 'napi-ownership-env-'));
+  const file = join(dir, 'child.mts');
+  writeFileSync(file, source.replaceAll('INDEX', JSON.stringify(index)));
+  const started = Date.now();
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', file], { encoding: 'utf8', timeout: timeoutMs });
+  rmSync(dir, { recursive: true, force: true });
+  return { ...r, ms: Date.now() - started };
+}
+
+describe('worker threads', () => {
+  test('both addons in 4 workers at once: strings, callbacks and posts, each with its own ledger; all exit cleanly', () => {
+    const r = runChild(`
+      import { Worker } from 'node:worker_threads';
+      const code = \`
+        const { parentPort } = require('node:worker_threads');
+        import(\${JSON.stringify(INDEX)}).then(async ({ backends }) => {
+          const out = {};
+          for (const b of backends) {
+            let got = 0;
+            const sub = b.handler('w', () => got++);
+            for (let i = 0; i < 500; i++) { using s = b.printAndReturn('worker ' + i); s.view(); }
+            for (let i = 0; i < 50; i++) b.send('w', 'x');
+            const posted = await Promise.all(Array.from({ length: 50 }, () => b.post('w', 'y')));
+            sub.cancel();
+            const st = b.stats();
+            out[b.name] = { got, posted: posted.reduce((a, c) => a + c, 0), allocated: st.strings.allocated,
+                            live: st.strings.live + st.handlers.live + st.posts.pending };
+          }
+          parentPort.postMessage(out);
+        });
+      \`;
+      const results = await Promise.all([0, 1, 2, 3].map(() => new Promise((resolve, reject) => {
+        const w = new Worker(code, { eval: true });
+        w.once('message', resolve);
+        w.once('error', reject);
+      })));
+      console.log(JSON.stringify(results));
+    `);
+    expect(r.status, r.stderr).toBe(0);
+    const results = JSON.parse(r.stdout) as Record<string, { got: number; posted: number; allocated: number; live: number }>[];
+    expect(results).toHaveLength(4);
+    for (const perWorker of results) {
+      for (const name of ['cpp', 'rust']) {
+        // Each worker's ledger counts only its own work: 500 strings, not 4 × 500.
+        expect(perWorker[name]).toEqual({ got: 100, posted: 50, allocated: 500, live: 0 });
+      }
+    }
+  });
+
+  test('a handle from another environment → ERR_FOREIGN_ENV, not a crash', () => {
+    const r = runChild(`
+      import { Worker } from 'node:worker_threads';
+      import { backends } from INDEX;
+      const handles = backends.map((b) => b.raw.print_and_return('main thread'));
+      const code = \`
+        const { parentPort, workerData } = require('node:worker_threads');
+        import(\${JSON.stringify(INDEX)}).then(({ backends }) => {
+          parentPort.postMessage(backends.map((b, i) => {
+            try { b.raw.free_string(workerData[i]); return 'no error'; } catch (e) { return e.code; }
+          }));
+        });
+      \`;
+      const codes = await new Promise((resolve, reject) => {
+        const w = new Worker(code, { eval: true, workerData: handles });
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      console.log(JSON.stringify({ codes, stillMine: backends.map((b, i) => b.raw.free_string(handles[i])) }));
+    `);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ codes: ['ERR_FOREIGN_ENV', 'ERR_FOREIGN_ENV'], stillMine: [true, true] });
+  });
+
+  test('Risk: a worker terminated in the middle of native-thread delivery crashes or leaks', () => {
+    const r = runChild(`
+      import { Worker } from 'node:worker_threads';
+      const code = \`
+        const { parentPort } = require('node:worker_threads');
+        import(\${JSON.stringify(INDEX)}).then(({ backends }) => {
+          let n = 0;
+          for (const b of backends) {
+            b.handler('t', () => { if (++n === 200) parentPort.postMessage('delivering'); });
+            b.handler('t', () => { throw new Error('callbacks throw too'); });
+            b.produce('t', { count: 1000000 });
+            for (let i = 0; i < 100; i++) b.post('t', 'p').catch(() => {});
+            b.printAndReturn('left live');
+          }
+        });
+      \`;
+      for (let round = 0; round < 6; round++) {
+        const w = new Worker(code, { eval: true });
+        await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+        await w.terminate();
+      }
+      console.log('survived');
+    `);
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('survived');
+  });
+});
+
+describe('process lifetime', () => {
+  test('exit with live strings, views, subscriptions, pending posts and a running producer: a clean exit', () => {
+    const r = runChild(`
+      import { backends } from INDEX;
+      const keep = [];
+      for (const b of backends) {
+        for (let i = 0; i < 100; i++) { const s = b.printAndReturn('live ' + i); keep.push(s, s.view()); }
+        keep.push(b.handler('live', () => {}), b.produce('live', { count: 1000000, intervalMs: 1 }));
+        b.post('live', 'pending').catch(() => {});
+      }
+      globalThis.keep = keep;
+      setTimeout(() => { console.log('exiting'); process.exit(0); }, 50);
+    `);
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('exiting');
+  });
+
+  test('a running producer with an active subscription keeps the process alive until done, then it exits', () => {
+    const r = runChild(`
+      import { rust, cpp } from INDEX;
+      let got = 0;
+      for (const b of [rust, cpp]) {
+        globalThis['sub_' + b.name] = b.handler('alive', () => got++); // kept, so the fallback never cancels it
+        b.produce('alive', { count: 20, intervalMs: 5 }).done.then(() => b.post('alive', 'last'));
+      }
+      process.on('exit', () => console.log('got', got));
+    `);
+    expect(r.status, r.stderr).toBe(0);
+    // 20 produced + 1 'last', per backend: all delivered before the loop let go, and then it exited on its own.
+    expect(r.stdout.trim()).toBe('got 42');
+  });
+
+  test('once everything is cancelled and stopped, the process exits on its own', () => {
+    const r = runChild(`
+      import { backends } from INDEX;
+      for (const b of backends) {
+        const sub = b.handler('stop', () => {});
+        const p = b.produce('stop', { count: 1000000, intervalMs: 10 });
+        setTimeout(() => { sub.cancel(); p.stop(); }, 30);
+      }
+      process.on('exit', () => console.log('exited'));
+    `, 20_000);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('exited');
+  });
+});
