@@ -105,6 +105,15 @@ const mutants: Mutant[] = [
     evidence: /napi_create_reference/,
   },
   {
+    id: 4,
+    bug: 'a threadsafe-function item not freed at teardown',
+    backend: 'cpp',
+    scenario: 'exit-during-delivery',
+    build: () => cppMutant('tsfn_item_leaked'),
+    verdicts: ['leak'],
+    evidence: /napi_ownership::/,
+  },
+  {
     id: 5,
     bug: 'a view not detached on free (use after free)',
     backend: 'cpp',

@@ -15,6 +15,8 @@ export interface Scenario {
   run(backend: Backend): Promise<void> | void;
   /** Whether the ledger must be back at its baseline when `run` returns (false: the process exits with live handles). */
   balanced?: false;
+  /** Leave with process.exit() right after the scenario (and the collection before it), with work still in flight. */
+  exitNow?: true;
 }
 
 declare const gc: () => void;
@@ -198,6 +200,42 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'posts-delivered',
+    covers: 'post() and a native producer: callbacks run from the dispatcher’s worker thread, carried to JS',
+    async run(b) {
+      let calls = 0;
+      const sub = b.handler('leak', () => calls++);
+      for (let i = 0; i < ITERATIONS; i += 100) {
+        await Promise.all(Array.from({ length: 100 }, (_, j) => b.post('leak', text(i + j))));
+      }
+      const producer = b.produce('leak', { count: ITERATIONS });
+      await producer.done;
+      await b.post('leak', 'last');
+      sub.cancel();
+      expectEqual('callbacks run', calls, 2 * ITERATIONS + 1);
+    },
+  },
+  {
+    name: 'posts-cancelled-mid-stream',
+    covers: 'subscriptions cancelled while a producer streams: queued deliveries skipped, producer stopped early',
+    async run(b) {
+      for (let round = 0; round < 10; round++) {
+        let cancelled = false;
+        let late = 0;
+        const sub = b.handler('stream', () => {
+          if (cancelled) late++;
+        });
+        const producer = b.produce('stream', { count: ITERATIONS, intervalMs: 0 });
+        const posts = Array.from({ length: 100 }, () => b.post('stream', 'x'));
+        sub.cancel();
+        cancelled = true;
+        producer.stop();
+        await Promise.all([producer.done, ...posts]);
+        expectEqual('callbacks after cancel', late, 0);
+      }
+    },
+  },
+  {
     name: 'worker-terminated',
     covers: 'a worker thread making strings and subscriptions, terminated mid-flight: its environment frees all',
     async run(b) {
@@ -226,9 +264,28 @@ export const scenarios: Scenario[] = [
       (globalThis as { keepAlive?: unknown }).keepAlive = keep;
     },
   },
+  {
+    name: 'exit-during-delivery',
+    covers: 'process.exit() while a producer posts and deliveries are queued: teardown stops the threads and frees every queued item',
+    balanced: false,
+    exitNow: true,
+    run(b) {
+      (globalThis as { keepAlive?: unknown }).keepAlive = [
+        b.handler('exit', () => {}),
+        b.produce('exit', { count: 1_000_000, intervalMs: 0 }),
+        ...Array.from({ length: ITERATIONS }, (_, i) => b.post('exit', text(i)).catch(() => {})),
+      ];
+    },
+  },
 ];
 
 /** Live counts that must be back at their baseline after a balanced scenario. */
-export function liveOf(stats: Stats): { strings: number; liveBytes: number; handlers: number } {
-  return { strings: stats.strings.live, liveBytes: stats.strings.liveBytes, handlers: stats.handlers.live };
+export function liveOf(stats: Stats): { strings: number; liveBytes: number; handlers: number; pending: number; producers: number } {
+  return {
+    strings: stats.strings.live,
+    liveBytes: stats.strings.liveBytes,
+    handlers: stats.handlers.live,
+    pending: stats.posts.pending,
+    producers: stats.producers.live,
+  };
 }

@@ -1,4 +1,4 @@
-/** The worker of the worker-terminated scenario: works with both kinds of native objects until it is terminated. */
+/** The worker of the worker-terminated scenario: strings, subscriptions and native-thread delivery until terminated. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { cpp, rust } from '../index.js';
 
@@ -19,4 +19,6 @@ function work(): void {
   if (i === 100) parentPort!.postMessage('busy');
   setImmediate(work); // never stops by itself: only terminate() ends it
 }
+backend.handler('w', () => {}); // kept registered: the producer's deliveries are in flight when terminate() lands
+live.push(backend.produce('w', { count: 1_000_000, intervalMs: 0 }));
 work();
