@@ -11,6 +11,9 @@ static void count_call(void* self, const char* dest, const char* msg) {
   ++*(int*)self;
 }
 
+static void note_delivered(void* ctx, int32_t delivered) { *(int32_t*)ctx = delivered; }
+static void note_finished(void* ctx, uint32_t posted) { *(uint32_t*)ctx = posted; }
+
 int main(void) {
   int32_t status = -1;
   size_t offset = 99;
@@ -29,6 +32,26 @@ int main(void) {
     DispatcherCtx ctx = dispatcher_handler(d, "c", &wrapper);
     ok = ok && d != NULL && ctx != 0 && dispatcher_send(d, "c", "hi") == 1 && calls == 1;
     ok = ok && dispatcher_cancel(d, "c", ctx) == 0 && dispatcher_send(d, "c", "hi") == 0 && calls == 1;
+    dispatcher_free(d);
+  }
+  {
+    /* Asynchronous delivery from C: the worker thread delivers; shutdown joins it (so the results are visible). */
+    int calls = 0;
+    int32_t delivered = -5;
+    uint32_t posted = 0;
+    FFIWrapper wrapper = {count_call, &calls};
+    Dispatcher* d = dispatcher_new();
+    DispatcherProducer* p;
+    ok = ok && dispatcher_handler(d, "c", &wrapper) != 0;
+    ok = ok && dispatcher_post(d, "c", "hi", note_delivered, &delivered) == 0;
+    p = producer_start(d, "nobody", 3, 0, NULL, NULL, note_finished, &posted);
+    ok = ok && p != NULL;
+    producer_free(p); /* joins: on_finished has run */
+    ok = ok && posted <= 3;
+    while (dispatcher_queued(d) != 0) {
+    }
+    dispatcher_shutdown(d); /* joins the worker: on_delivered has run */
+    ok = ok && calls == 1 && delivered == 1;
     dispatcher_free(d);
   }
   puts(ok ? "c_abi_test: ok" : "c_abi_test: FAILED");

@@ -1,6 +1,8 @@
 // Node-free tests of the dispatcher core (native-cpp/core/include/napi_ownership/dispatcher.h): delivery, cancel
-// semantics, re-entrancy, shutdown, and the cross-thread guarantee of dispatcher_cancel. Plain C++ with a tiny CHECK
-// macro; exit code 0 = all passed. Under valgrind it also shows every registration, bucket and dest copy freed.
+// semantics, re-entrancy, shutdown, the cross-thread guarantee of dispatcher_cancel, and asynchronous delivery (the
+// worker thread of dispatcher_post, shutdown discarding posts, native producers). Plain C++ with a tiny CHECK macro;
+// exit code 0 = all passed. Under valgrind it also shows every registration, bucket, dest copy, queued message copy,
+// worker and producer freed (or joined).
 //
 // Threads synchronise with atomics and bounded spins only (kTimeout); a spin that runs out is a failure, not a hang.
 #include <napi_ownership/dispatcher.h>
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -555,6 +558,482 @@ void test_stress_send_while_cancelling() {
   dispatcher_free(d);
 }
 
+
+// ---- asynchronous delivery: dispatcher_post and the worker thread --------------------------------------------------
+
+// What on_delivered reported, in order, and on which thread. Shared by every poster of a test.
+struct Deliveries {
+  std::mutex mu;
+  std::vector<std::pair<std::intptr_t, int32_t>> reports;  // (ctx, delivered)
+  std::vector<std::thread::id> threads;
+  std::atomic<int> count{0};
+};
+
+struct Tagged {
+  Deliveries* deliveries;
+  std::intptr_t tag;
+};
+
+void tagged_delivered(void* ctx, int32_t delivered) {
+  std::unique_ptr<Tagged> t(static_cast<Tagged*>(ctx));  // owned by the post until now; freed here, exactly once
+  Deliveries& d = *t->deliveries;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    d.reports.emplace_back(t->tag, delivered);
+    d.threads.push_back(std::this_thread::get_id());
+  }
+  d.count.fetch_add(1);
+}
+
+// Posts with a heap ctx that on_delivered frees: valgrind shows every post told exactly once (a second report would
+// be a double free, a missing one a leak).
+int32_t post_tagged(Dispatcher* d, const char* dest, const char* msg, Deliveries& deliveries, std::intptr_t tag) {
+  auto t = std::make_unique<Tagged>(Tagged{&deliveries, tag});
+  const int32_t r = dispatcher_post(d, dest, msg, tagged_delivered, t.get());
+  if (r == 0) (void)t.release();  // the dispatcher holds it as ctx until on_delivered
+  return r;
+}
+
+// A thread-safe log of what callbacks received and on which thread.
+struct Received {
+  std::mutex mu;
+  std::vector<std::string> log;
+  std::vector<std::thread::id> threads;
+  std::atomic<int> calls{0};
+};
+
+void received_callback(void* self, const char* dest, const char* msg) {
+  Received& r = *static_cast<Received*>(self);
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.log.push_back(std::string(dest) + ":" + msg);
+    r.threads.push_back(std::this_thread::get_id());
+  }
+  r.calls.fetch_add(1);
+}
+
+void test_post_arguments() {
+  Dispatcher* d = dispatcher_new();
+  CHECK(dispatcher_post(nullptr, "a", "m", nullptr, nullptr) == -2);
+  CHECK(dispatcher_post(d, nullptr, "m", nullptr, nullptr) == -2);
+  CHECK(dispatcher_post(d, "a", nullptr, nullptr, nullptr) == -2);
+  CHECK(dispatcher_queued(nullptr) == 0);
+  CHECK(dispatcher_queued(d) == 0);
+  // A null on_delivered is allowed: nobody is told.
+  CHECK(dispatcher_post(d, "nobody", "m", nullptr, nullptr) == 0);
+  CHECK(spin_until([&] { return dispatcher_queued(d) == 0; }));
+  dispatcher_free(d);
+}
+
+// Order, counts, on_delivered values, and the threads: callbacks and on_delivered run on the worker, not the poster.
+void test_post_order_counts_threads() {
+  Dispatcher* d = dispatcher_new();
+  Received a, b;
+  FFIWrapper wa{received_callback, &a}, wb{received_callback, &b};
+  const DispatcherCtx ca = dispatcher_handler(d, "x", &wa);
+  const DispatcherCtx cb = dispatcher_handler(d, "x", &wb);
+  Deliveries deliveries;
+  constexpr int kPosts = 500;
+  for (int i = 0; i < kPosts; ++i) {
+    const std::string msg = std::to_string(i);
+    CHECK(post_tagged(d, i % 5 == 4 ? "nobody" : "x", msg.c_str(), deliveries, i) == 0);
+  }
+  CHECK(spin_until([&] { return deliveries.count.load() == kPosts; }));
+  CHECK(dispatcher_queued(d) == 0);
+  const std::thread::id self = std::this_thread::get_id();
+  {
+    std::lock_guard<std::mutex> lock(deliveries.mu);
+    bool in_order = true, counts_right = true, off_thread = true;
+    for (int i = 0; i < kPosts; ++i) {
+      in_order = in_order && deliveries.reports[static_cast<std::size_t>(i)].first == i;
+      counts_right = counts_right && deliveries.reports[static_cast<std::size_t>(i)].second == (i % 5 == 4 ? 0 : 2);
+      off_thread = off_thread && deliveries.threads[static_cast<std::size_t>(i)] != self &&
+                   deliveries.threads[static_cast<std::size_t>(i)] == deliveries.threads[0];  // one worker
+    }
+    CHECK(in_order);
+    CHECK(counts_right);
+    CHECK(off_thread);
+  }
+  {
+    std::lock_guard<std::mutex> la(a.mu);
+    std::lock_guard<std::mutex> lb(b.mu);
+    CHECK(a.log.size() == kPosts * 4 / 5 && b.log.size() == kPosts * 4 / 5);
+    bool in_order = true, on_worker = true;
+    int expected = 0;
+    for (std::size_t k = 0; k < a.log.size(); ++k, ++expected) {
+      if (expected % 5 == 4) ++expected;
+      in_order = in_order && a.log[k] == "x:" + std::to_string(expected) && b.log[k] == a.log[k];
+      on_worker = on_worker && a.threads[k] == deliveries.threads[0] && b.threads[k] == deliveries.threads[0];
+    }
+    CHECK(in_order);
+    CHECK(on_worker);
+  }
+  CHECK(dispatcher_cancel(d, "x", ca) == 0);
+  CHECK(dispatcher_cancel(d, "x", cb) == 0);
+  dispatcher_free(d);
+}
+
+// A callback on the worker may post (the message is queued behind the current ones) and send.
+struct Reposter {
+  Dispatcher* d;
+  Deliveries* deliveries;
+  std::atomic<int> calls{0};
+};
+
+void repost_callback(void* self, const char*, const char* msg) {
+  Reposter& r = *static_cast<Reposter*>(self);
+  r.calls.fetch_add(1);
+  if (std::string(msg) == "first") CHECK(post_tagged(r.d, "r", "second", *r.deliveries, 2) == 0);
+}
+
+void test_post_from_worker_callback() {
+  Dispatcher* d = dispatcher_new();
+  Deliveries deliveries;
+  Reposter r{d, &deliveries, {}};
+  FFIWrapper w{repost_callback, &r};
+  CHECK(dispatcher_handler(d, "r", &w) != 0);
+  CHECK(post_tagged(d, "r", "first", deliveries, 1) == 0);
+  CHECK(spin_until([&] { return deliveries.count.load() == 2; }));
+  CHECK(r.calls == 2);
+  {
+    std::lock_guard<std::mutex> lock(deliveries.mu);
+    CHECK(deliveries.reports[0] == std::make_pair(std::intptr_t{1}, int32_t{1}));
+    CHECK(deliveries.reports[1] == std::make_pair(std::intptr_t{2}, int32_t{1}));
+  }
+  dispatcher_free(d);
+}
+
+// Risk: the worker calls a callback after cancel returned (the JS thread's cancel racing the worker inside the very
+// same callback). The callbacks only record, as the addons' trampolines only enqueue: nothing waits for the
+// cancelling thread, so nothing deadlocks; boxes are freed right after cancel returns (valgrind: no late read).
+void test_cancel_racing_worker() {
+  Dispatcher* d = dispatcher_new();
+  std::atomic<int> violations{0};
+  StressBox anchor;
+  anchor.violations = &violations;
+  FFIWrapper anchor_wrapper{stress_callback, &anchor};
+  CHECK(dispatcher_handler(d, "race", &anchor_wrapper) != 0);
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> posted{0};
+  std::thread poster([&] {  // keeps the worker busy delivering to "race"
+    while (!stop.load()) {
+      if (dispatcher_post(d, "race", "m", nullptr, nullptr) == 0) posted.fetch_add(1);
+      if (dispatcher_queued(d) > 64) std::this_thread::yield();
+    }
+  });
+  constexpr int kCycles = 2000;
+  int called = 0;
+  for (int i = 0; i < kCycles; ++i) {
+    auto box = std::make_unique<StressBox>();
+    box->violations = &violations;
+    auto wrapper = std::make_unique<FFIWrapper>(FFIWrapper{stress_callback, box.get()});
+    const DispatcherCtx ctx = dispatcher_handler(d, "race", wrapper.get());
+    for (int spin = 0; spin < (i % 7) * 20 && box->calls.load() == 0; ++spin) std::this_thread::yield();
+    CHECK(dispatcher_cancel(d, "race", ctx) == 0);
+    box->cancel_returned = true;  // from here on, any call is a violation
+    called += box->calls.load() > 0 ? 1 : 0;
+    // Freed now: safe, because cancel returned 0. A late call would read freed memory (valgrind / ASan see it); the
+    // counted check of the same guarantee, with boxes kept alive, is test_stress_send_while_cancelling.
+    wrapper.reset();
+    box.reset();
+  }
+  stop = true;
+  poster.join();
+  std::printf("cancel racing the worker: %d cycles, %d called at least once, %ld posts\n", kCycles, called,
+              posted.load());
+  CHECK(violations == 0);
+  dispatcher_free(d);  // joins the worker; anything still queued is discarded (no on_delivered: none was given)
+  CHECK(anchor.calls.load() > 0);
+}
+
+// shutdown (from another thread) while the worker is inside a callback: it waits for the callback to leave, joins the
+// worker, and discards the queued posts with on_delivered(ctx, -1) on the calling thread. The dispatcher stays usable:
+// the next post starts a new worker.
+void test_shutdown_discards_posts_then_restart() {
+  Dispatcher* d = dispatcher_new();
+  auto gate = std::make_unique<Gate>();
+  FFIWrapper gated{gate_callback, gate.get()};
+  CHECK(dispatcher_handler(d, "g", &gated) != 0);
+  Deliveries deliveries;
+  CHECK(post_tagged(d, "g", "held", deliveries, 0) == 0);
+  CHECK(spin_until([&] { return gate->inside.load() == 1; }));
+  for (int i = 1; i <= 10; ++i) CHECK(post_tagged(d, "g", "queued", deliveries, i) == 0);
+  CHECK(dispatcher_queued(d) == 11);  // the one in hand counts until its callbacks ran
+
+  std::atomic<bool> returned{false};
+  std::atomic<int32_t> dropped{-1};
+  std::thread::id stopper_id;
+  std::thread stopper([&] {
+    dropped = dispatcher_shutdown(d);
+    returned = true;
+  });
+  stopper_id = stopper.get_id();
+  CHECK(stays_false_for(std::chrono::milliseconds(100), [&] { return returned.load(); }));
+  gate->release = true;
+  stopper.join();
+  CHECK(dropped == 1);
+  CHECK(deliveries.count == 11);  // every post told exactly once, before shutdown returned
+  CHECK(dispatcher_queued(d) == 0);
+  {
+    std::lock_guard<std::mutex> lock(deliveries.mu);
+    CHECK(deliveries.reports[0] == std::make_pair(std::intptr_t{0}, int32_t{1}));  // the one in hand: delivered
+    CHECK(deliveries.threads[0] != stopper_id);                                     // ... on the worker
+    bool discarded = true;
+    for (std::size_t i = 1; i <= 10; ++i) {
+      discarded = discarded && deliveries.reports[i] == std::make_pair(static_cast<std::intptr_t>(i), int32_t{-1}) &&
+                  deliveries.threads[i] == stopper_id;  // -1, on the thread that called shutdown
+    }
+    CHECK(discarded);
+  }
+  CHECK(gate->entered == 1);  // the discarded ones never reached the callback
+
+  // Usable again: a post restarts the worker (a new thread).
+  const std::thread::id old_worker = deliveries.threads[0];
+  Received r;
+  FFIWrapper wr{received_callback, &r};
+  CHECK(dispatcher_handler(d, "g", &wr) != 0);
+  CHECK(post_tagged(d, "g", "again", deliveries, 11) == 0);
+  CHECK(spin_until([&] { return deliveries.count.load() == 12; }));
+  {
+    std::lock_guard<std::mutex> lock(deliveries.mu);
+    CHECK(deliveries.reports[11] == std::make_pair(std::intptr_t{11}, int32_t{1}));
+    CHECK(deliveries.threads[11] != old_worker);
+  }
+  // Shutdown on an idle worker joins it; discarding nothing.
+  CHECK(dispatcher_shutdown(d) == 1);
+  CHECK(deliveries.count == 12);
+  // And dispatcher_free discards what is queued (it shuts down first): the gate holds the worker while we queue.
+  gate = std::make_unique<Gate>();
+  FFIWrapper gated2{gate_callback, gate.get()};
+  CHECK(dispatcher_handler(d, "g", &gated2) != 0);
+  CHECK(post_tagged(d, "g", "held", deliveries, 12) == 0);
+  CHECK(spin_until([&] { return gate->inside.load() == 1; }));
+  CHECK(post_tagged(d, "g", "queued", deliveries, 13) == 0);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // test scaffolding only: let free start waiting
+    gate->release = true;
+  });
+  dispatcher_free(d);
+  releaser.join();
+  CHECK(deliveries.count == 14);
+  std::lock_guard<std::mutex> lock(deliveries.mu);
+  CHECK(deliveries.reports[12] == std::make_pair(std::intptr_t{12}, int32_t{1}));
+  CHECK(deliveries.reports[13] == std::make_pair(std::intptr_t{13}, int32_t{-1}));
+}
+
+// A callback on the worker calls shutdown: the worker cannot join itself, so the queue is discarded and the worker
+// stays (idle) until dispatcher_free joins it. No deadlock, every post told once, later posts still delivered.
+struct WorkerShutdown {
+  Dispatcher* d;
+  std::atomic<int32_t> dropped{-1};
+  std::atomic<int> calls{0};
+};
+
+void shutdown_from_worker(void* self, const char*, const char* msg) {
+  WorkerShutdown& w = *static_cast<WorkerShutdown*>(self);
+  w.calls.fetch_add(1);
+  if (std::string(msg) == "stop") w.dropped = dispatcher_shutdown(w.d);
+}
+
+void test_shutdown_from_worker_callback() {
+  Dispatcher* d = dispatcher_new();
+  WorkerShutdown w{d, {}, {}};
+  FFIWrapper wrapper{shutdown_from_worker, &w};
+  CHECK(dispatcher_handler(d, "w", &wrapper) != 0);
+  // Hold the worker on a gate while we queue, so that "stop" is delivered with all 5 "after" behind it.
+  auto gate = std::make_unique<Gate>();
+  FFIWrapper gated{gate_callback, gate.get()};
+  CHECK(dispatcher_handler(d, "hold", &gated) != 0);
+  Deliveries deliveries;
+  CHECK(post_tagged(d, "hold", "x", deliveries, 100) == 0);
+  CHECK(spin_until([&] { return gate->inside.load() == 1; }));
+  CHECK(post_tagged(d, "w", "stop", deliveries, 0) == 0);
+  for (int i = 1; i <= 5; ++i) CHECK(post_tagged(d, "w", "after", deliveries, i) == 0);
+  gate->release = true;
+  CHECK(spin_until([&] { return deliveries.count.load() == 7; }));
+  CHECK(w.dropped == 2);  // its own registration and the gate's
+  CHECK(w.calls == 1);
+  {
+    std::lock_guard<std::mutex> lock(deliveries.mu);
+    // The discarded ones are told -1 on the calling thread, here the worker itself, inside the callback: so before
+    // "stop" itself is reported delivered.
+    CHECK(deliveries.reports.size() == 7);
+    CHECK(deliveries.reports[0] == std::make_pair(std::intptr_t{100}, int32_t{1}));
+    bool discarded = true;
+    for (std::size_t i = 1; i <= 5; ++i) {
+      discarded = discarded && deliveries.reports[i] == std::make_pair(static_cast<std::intptr_t>(i), int32_t{-1}) &&
+                  deliveries.threads[i] == deliveries.threads[0];
+    }
+    CHECK(discarded);
+    CHECK(deliveries.reports[6] == std::make_pair(std::intptr_t{0}, int32_t{1}));
+  }
+  Received r;
+  FFIWrapper wr{received_callback, &r};
+  CHECK(dispatcher_handler(d, "w", &wr) != 0);
+  CHECK(post_tagged(d, "w", "later", deliveries, 6) == 0);  // the same worker, still running
+  CHECK(spin_until([&] { return deliveries.count.load() == 8; }));
+  CHECK(r.calls == 1);
+  dispatcher_free(d);  // joins the worker that outlived the shutdown
+}
+
+// Two threads shutting down while a third posts: no deadlock, every post told exactly once (valgrind: Tagged freed).
+void test_concurrent_shutdowns_and_posts() {
+  Dispatcher* d = dispatcher_new();
+  Received r;
+  FFIWrapper wr{received_callback, &r};
+  Deliveries deliveries;
+  std::atomic<bool> stop{false};
+  std::atomic<int> posted{0};
+  std::thread poster([&] {
+    for (int i = 0; !stop.load() && i < 20000; ++i) {  // bounded: valgrind runs one thread at a time
+      if (i % 16 == 0) (void)dispatcher_handler(d, "c", &wr);  // registrations that shutdowns drop
+      if (post_tagged(d, "c", "m", deliveries, i) == 0) posted.fetch_add(1);
+    }
+  });
+  std::atomic<int> shutdowns{0};
+  auto stopper = [&] {
+    for (int i = 0; i < 50; ++i) {
+      const int seen = posted.load();  // each shutdown with fresh posts behind it (unless the poster is done)
+      (void)spin_until([&] { return posted.load() >= seen + 40 || posted.load() >= 20000; });
+      (void)dispatcher_shutdown(d);
+      shutdowns.fetch_add(1);
+    }
+  };
+  std::thread s1(stopper), s2(stopper);
+  s1.join();
+  s2.join();
+  stop = true;
+  poster.join();
+  dispatcher_free(d);
+  CHECK(deliveries.count.load() == posted.load());
+  CHECK(shutdowns == 100);
+  std::printf("concurrent shutdowns: %d posts, each told once\n", posted.load());
+}
+
+// ---- producers -----------------------------------------------------------------------------------------------------
+
+struct Finished {
+  std::atomic<int> calls{0};
+  std::atomic<uint32_t> posted{0};
+  std::thread::id thread;
+};
+
+void on_finished(void* ctx, uint32_t posted) {
+  Finished& f = *static_cast<Finished*>(ctx);
+  f.thread = std::this_thread::get_id();
+  f.posted = posted;
+  f.calls.fetch_add(1);
+}
+
+// A producer of `count` messages at interval 0: "0".."count-1" in order, on_delivered per message with its ctx,
+// on_finished once with the count, on the producer's own thread; stop afterwards returns 0 and is idempotent.
+void test_producer_count() {
+  Dispatcher* d = dispatcher_new();
+  Received r;
+  FFIWrapper wr{received_callback, &r};
+  CHECK(dispatcher_handler(d, "p", &wr) != 0);
+  std::atomic<int> delivered_reports{0};
+  auto on_delivered = [](void* ctx, int32_t delivered) {
+    if (delivered == 1) static_cast<std::atomic<int>*>(ctx)->fetch_add(1);
+  };
+  Finished f;
+  constexpr uint32_t kCount = 300;
+  DispatcherProducer* p = producer_start(d, "p", kCount, 0, on_delivered, &delivered_reports, on_finished, &f);
+  CHECK(p != nullptr);
+  CHECK(spin_until([&] { return f.calls.load() == 1; }));
+  CHECK(f.posted == kCount);
+  CHECK(f.thread != std::this_thread::get_id());
+  CHECK(spin_until([&] { return delivered_reports.load() == static_cast<int>(kCount); }));
+  CHECK(producer_stop(p) == 0);  // it had finished
+  CHECK(producer_stop(p) == 0);  // idempotent
+  CHECK(f.calls == 1);
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    CHECK(r.log.size() == kCount);
+    bool in_order = true;
+    for (uint32_t i = 0; i < kCount && i < r.log.size(); ++i) in_order = in_order && r.log[i] == "p:" + std::to_string(i);
+    CHECK(in_order);
+    CHECK(r.threads.empty() || r.threads[0] != f.thread);  // delivered by the worker, not by the producer
+  }
+  producer_free(p);
+
+  // count 0: finishes at once, posting nothing.
+  Finished none;
+  p = producer_start(d, "p", 0, 1000, nullptr, nullptr, on_finished, &none);
+  CHECK(p != nullptr);
+  CHECK(producer_stop(p) == 0);
+  CHECK(none.calls == 1 && none.posted == 0);
+  producer_free(p);
+  CHECK(producer_start(nullptr, "p", 1, 0, nullptr, nullptr, nullptr, nullptr) == nullptr);
+  CHECK(producer_start(d, nullptr, 1, 0, nullptr, nullptr, nullptr, nullptr) == nullptr);
+  CHECK(producer_stop(nullptr) == 0);
+  producer_free(nullptr);
+  dispatcher_free(d);
+}
+
+// interval_ms apart: 5 messages at 40 ms take at least 4 intervals.
+void test_producer_interval() {
+  Dispatcher* d = dispatcher_new();
+  Finished f;
+  const auto start = std::chrono::steady_clock::now();
+  DispatcherProducer* p = producer_start(d, "nobody", 5, 40, nullptr, nullptr, on_finished, &f);
+  CHECK(spin_until([&] { return f.calls.load() == 1; }));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(elapsed >= std::chrono::milliseconds(160));
+  CHECK(f.posted == 5);
+  CHECK(producer_stop(p) == 0);
+  producer_free(p);
+  dispatcher_free(d);
+}
+
+// stop wakes the interval wait at once: a producer waiting 60 s between messages stops in well under a second.
+void test_producer_stop_early() {
+  Dispatcher* d = dispatcher_new();
+  Finished f;
+  DispatcherProducer* p = producer_start(d, "nobody", 1000000, 60000, nullptr, nullptr, on_finished, &f);
+  CHECK(spin_until([&] { return dispatcher_queued(d) == 0 && f.calls.load() == 0; }));
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(producer_stop(p) == 1);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));  // generous for valgrind
+  CHECK(f.calls == 1);          // on_finished ran before stop returned
+  CHECK(f.posted <= 1);         // the first message goes out at once (or stop came first)
+  CHECK(producer_stop(p) == 0);  // idempotent
+  CHECK(f.calls == 1);
+  producer_free(p);
+
+  // Two threads stopping one producer at once: exactly one of them stopped it early.
+  Finished g;
+  p = producer_start(d, "nobody", 1000000, 60000, nullptr, nullptr, on_finished, &g);
+  std::atomic<int> early{0};
+  std::thread t1([&] { early += producer_stop(p); });
+  std::thread t2([&] { early += producer_stop(p); });
+  t1.join();
+  t2.join();
+  CHECK(early == 1);
+  CHECK(g.calls == 1);
+  producer_free(p);
+  dispatcher_free(d);
+}
+
+// producer_free while the producer is posting as fast as it can: stops, joins, frees; on_finished exactly once. Then
+// the dispatcher (which must outlive it) is freed with posts possibly still queued: each told -1 (or delivered).
+void test_producer_free_while_running() {
+  Dispatcher* d = dispatcher_new();
+  Received r;
+  FFIWrapper wr{received_callback, &r};
+  CHECK(dispatcher_handler(d, "f", &wr) != 0);
+  std::atomic<long> told{0};
+  auto on_delivered = [](void* ctx, int32_t) { static_cast<std::atomic<long>*>(ctx)->fetch_add(1); };
+  Finished f;
+  DispatcherProducer* p = producer_start(d, "f", 4000000000u, 0, on_delivered, &told, on_finished, &f);
+  CHECK(spin_until([&] { return r.calls.load() > 100; }));
+  producer_free(p);
+  CHECK(f.calls == 1);
+  CHECK(f.posted > 0 && f.posted < 4000000000u);
+  dispatcher_free(d);
+  CHECK(told.load() == static_cast<long>(f.posted.load()));  // every post told once: delivered or discarded
+}
 }  // namespace
 
 int main() {
@@ -570,6 +1049,17 @@ int main() {
   test_shutdown_waits_for_other_thread();
   test_cancel_from_inside_waits_only_for_others();
   test_stress_send_while_cancelling();
+  test_post_arguments();
+  test_post_order_counts_threads();
+  test_post_from_worker_callback();
+  test_cancel_racing_worker();
+  test_shutdown_discards_posts_then_restart();
+  test_shutdown_from_worker_callback();
+  test_concurrent_shutdowns_and_posts();
+  test_producer_count();
+  test_producer_interval();
+  test_producer_stop_early();
+  test_producer_free_while_running();
   if (g_failures != 0) {
     std::fprintf(stderr, "dispatcher_test: %d check(s) failed\n", g_failures);
     return 1;

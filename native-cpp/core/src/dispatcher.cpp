@@ -22,13 +22,34 @@
 // Caveat (inherent in "cancel waits for the callback"): two callbacks running on two threads that each cancel the
 // other's registration wait for each other forever. A callback may cancel registrations whose callbacks run only on
 // its own thread, or on threads that do not wait for it.
+//
+// Asynchronous delivery (dispatcher_post): a FIFO of owned copies {dest, msg, on_delivered, ctx}, guarded by the same
+// mutex, and one worker thread per dispatcher, started by the first post (and again by the first post after a
+// shutdown joined it). The worker pops one message at a time and delivers it with dispatcher_send itself, so a posted
+// message follows every rule above; the callbacks merely run on the worker. A cancel on another thread (the JS thread,
+// in the addons) therefore waits for the worker to leave that callback, exactly as for any other thread: that is safe
+// as long as the worker's callbacks never wait for the cancelling thread (the addons' trampolines only enqueue).
+//   dispatcher_shutdown on any thread but the worker: marks the worker `stopping` (it finishes the message in hand,
+// calls its on_delivered, and ends), takes the queue, drops the registrations, joins the worker, and then calls
+// on_delivered(ctx, -1) for every message it took, on the calling thread. Messages posted while it was stopping the
+// worker are discarded the same way. On the worker itself (a callback calling shutdown) it cannot join its own thread:
+// it discards the queue and drops the registrations, and the worker carries on (idle) until a later shutdown or
+// dispatcher_free joins it. A second shutdown that finds another one stopping the worker leaves the join to it (it
+// does not wait: the first one may be waiting for this thread's callback frame).
+//
+// Producers (producer_start): a thread of their own that posts through dispatcher_post, so they add nothing to the
+// dispatcher's locking. Their stop flag is an atomic read before each post, and a condition variable wakes the
+// interval wait at once (no plain sleep).
 #include "napi_ownership/dispatcher.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -75,6 +96,15 @@ struct Bucket {
 
 using Buckets = std::unordered_map<std::string_view, std::unique_ptr<Bucket>>;
 
+// One dispatcher_post: owned copies of dest and msg, and whom to tell when it was delivered (or discarded).
+struct Post {
+  std::string dest;
+  std::string msg;
+  DispatcherDelivered on_delivered;  // may be null: nobody is told
+  void* ctx;                         // opaque to the dispatcher; handed back to on_delivered
+};
+using PostQueue = std::deque<Post>;
+
 bool ctx_less(const Registration* r, DispatcherCtx ctx) noexcept { return r->ctx < ctx; }
 bool ctx_greater(DispatcherCtx ctx, const Registration* r) noexcept { return ctx < r->ctx; }
 
@@ -86,6 +116,14 @@ struct Dispatcher {
   Buckets buckets;               // dest -> its registrations; a bucket exists only while it holds one
   DispatcherCtx next_ctx = 1;    // never reset, so a ctx is never reused and 0 is never issued
   std::atomic<std::uint32_t> live{0};
+
+  // Asynchronous delivery, guarded by `mu` like everything above.
+  PostQueue queue;                 // posted, not yet taken by the worker (or by a shutdown)
+  std::condition_variable work;    // the queue gained a message, or `stopping` was set
+  std::thread worker;              // joinable from the post that started it until a shutdown takes it to join it
+  std::thread::id worker_id;       // the worker's id until it was joined (also while a shutdown is joining it)
+  bool stopping = false;           // a shutdown is stopping the worker: it ends after the message in hand
+  std::atomic<std::uint32_t> queued{0};  // posted and not yet delivered or discarded (dispatcher_queued)
 };
 
 namespace {
@@ -113,6 +151,25 @@ void unlink(Registration& r, const InFlight* frame) noexcept {
       *p = frame->next;
       return;
     }
+  }
+}
+
+// The worker thread: delivers posted messages in order until a shutdown sets `stopping`. Each message is delivered by
+// dispatcher_send (so every rule of synchronous delivery holds), then the worker tells its poster. The message's
+// copies are the worker's from the pop until they go out of scope, after on_delivered returned.
+void worker_main(Dispatcher* d) noexcept {
+  std::unique_lock<std::mutex> lock(d->mu);
+  for (;;) {
+    d->work.wait(lock, [d] { return d->stopping || !d->queue.empty(); });
+    if (d->stopping) return;  // the shutdown that set it takes (and discards) what is still queued
+    Post post = std::move(d->queue.front());
+    d->queue.pop_front();
+    lock.unlock();
+    const int32_t delivered = dispatcher_send(d, post.dest.c_str(), post.msg.c_str());
+    d->queued.fetch_sub(1, std::memory_order_relaxed);  // before on_delivered: who hears of it sees it counted out
+    if (post.on_delivered != nullptr) post.on_delivered(post.ctx, delivered);
+    post = Post{};  // frees the copies before the lock is taken again
+    lock.lock();
   }
 }
 
@@ -241,10 +298,21 @@ int32_t dispatcher_send(Dispatcher* d, const char* dest, const char* msg) noexce
 
 int32_t dispatcher_shutdown(Dispatcher* d) noexcept {
   if (d == nullptr) return 0;
-  Buckets dropped;  // every bucket and dest copy; freed after the lock
+  Buckets dropped;      // every bucket and dest copy; freed after the lock
+  PostQueue discarded;  // every message not delivered yet; told -1 after the worker was joined
+  std::thread to_join;  // the worker, if this call stops it
   int32_t count = 0;
   {
     std::unique_lock<std::mutex> lock(d->mu);
+    // On the worker itself (a callback calling shutdown) the worker cannot be joined; if another shutdown is already
+    // stopping it, that one joins it (waiting for it here could deadlock: it may be waiting for our callback frame).
+    const bool on_worker = d->worker_id == std::this_thread::get_id();
+    if (!on_worker && !d->stopping && d->worker.joinable()) {
+      d->stopping = true;
+      to_join = std::move(d->worker);
+      d->work.notify_all();
+    }
+    discarded.swap(d->queue);
     dropped.swap(d->buckets);  // the dispatcher is empty (and usable) from here on
     d->live.store(0, std::memory_order_relaxed);
     for (auto& entry : dropped) {
@@ -263,9 +331,135 @@ int32_t dispatcher_shutdown(Dispatcher* d) noexcept {
       entry.second->registrations.clear();
     }
   }
+  if (to_join.joinable()) {
+    to_join.join();  // it finished the message in hand (its on_delivered was called) and ended
+    std::lock_guard<std::mutex> lock(d->mu);
+    // Posted while the worker was stopping (no post starts a worker then): discarded too.
+    for (Post& post : d->queue) discarded.push_back(std::move(post));
+    d->queue.clear();
+    d->worker_id = std::thread::id();
+    d->stopping = false;  // the next post starts a new worker
+  }
+  d->queued.fetch_sub(static_cast<std::uint32_t>(discarded.size()), std::memory_order_relaxed);
+  for (const Post& post : discarded) {
+    if (post.on_delivered != nullptr) post.on_delivered(post.ctx, -1);  // on this thread; may post again
+  }
   return count;  // the dispatcher is done with every FFIWrapper it had
 }
 
 uint32_t dispatcher_live(const Dispatcher* d) noexcept {
   return d == nullptr ? 0 : d->live.load(std::memory_order_relaxed);
+}
+
+int32_t dispatcher_post(Dispatcher* d, const char* dest, const char* msg, DispatcherDelivered on_delivered,
+                        void* ctx) noexcept {
+  if (d == nullptr || dest == nullptr || msg == nullptr) return -2;
+  try {
+    Post post{dest, msg, on_delivered, ctx};  // the copies, owned by the queue from the push on
+    std::lock_guard<std::mutex> lock(d->mu);
+    d->queue.push_back(std::move(post));
+    if (!d->stopping && !d->worker.joinable()) {
+      try {
+        d->worker = std::thread(worker_main, d);  // joined by dispatcher_shutdown (or dispatcher_free)
+        d->worker_id = d->worker.get_id();
+      } catch (...) {  // std::system_error: no thread, so nobody would ever deliver it
+        d->queue.pop_back();
+        return -3;
+      }
+    }
+    d->queued.fetch_add(1, std::memory_order_relaxed);
+    d->work.notify_one();
+    return 0;
+  } catch (...) {  // std::bad_alloc (the copies or the queue's growth): nothing was queued
+    return -3;
+  }
+}
+
+uint32_t dispatcher_queued(const Dispatcher* d) noexcept {
+  return d == nullptr ? 0 : d->queued.load(std::memory_order_relaxed);
+}
+
+struct DispatcherProducer {
+  DispatcherProducer(Dispatcher* dispatcher, const char* destination, uint32_t n, uint32_t interval,
+                     DispatcherDelivered delivered, void* delivered_ctx, DispatcherProducerFinished finished,
+                     void* finished_context)
+      : d(dispatcher), dest(destination), count(n), interval_ms(interval), on_delivered(delivered), ctx(delivered_ctx),
+        on_finished(finished), finished_ctx(finished_context) {}
+
+  Dispatcher* const d;  // borrowed; must outlive the producer
+  const std::string dest;
+  const uint32_t count;
+  const uint32_t interval_ms;
+  const DispatcherDelivered on_delivered;
+  void* const ctx;
+  const DispatcherProducerFinished on_finished;
+  void* const finished_ctx;
+
+  std::atomic<bool> stop{false};  // read before every post; also set under `mu` so the interval wait cannot miss it
+  std::mutex mu;
+  std::condition_variable wake;   // stop was requested
+  std::mutex join_mu;             // one joiner at a time (producer_stop may be called from several threads)
+  std::thread thread;             // joined by producer_stop
+  // Written by the thread before it ends; read after the join.
+  uint32_t posted = 0;
+  bool interrupted = false;  // it ended because `stop` was set, before posting all `count`
+};
+
+namespace {
+
+void producer_main(DispatcherProducer* p) noexcept {
+  uint32_t posted = 0;
+  char text[16];
+  for (uint32_t i = 0; i < p->count; ++i) {
+    if (i != 0 && p->interval_ms != 0) {
+      std::unique_lock<std::mutex> lock(p->mu);
+      p->wake.wait_for(lock, std::chrono::milliseconds(p->interval_ms), [p] { return p->stop.load(); });
+    }
+    if (p->stop.load(std::memory_order_acquire)) {
+      p->interrupted = true;
+      break;
+    }
+    std::snprintf(text, sizeof text, "%u", static_cast<unsigned>(i));
+    if (dispatcher_post(p->d, p->dest.c_str(), text, p->on_delivered, p->ctx) != 0) break;  // out of memory: give up
+    ++posted;
+  }
+  p->posted = posted;  // read by producer_stop after the join
+  if (p->on_finished != nullptr) p->on_finished(p->finished_ctx, posted);
+}
+
+}  // namespace
+
+DispatcherProducer* producer_start(Dispatcher* d, const char* dest, uint32_t count, uint32_t interval_ms,
+                                   DispatcherDelivered on_delivered, void* ctx, DispatcherProducerFinished on_finished,
+                                   void* finished_ctx) noexcept {
+  if (d == nullptr || dest == nullptr) return nullptr;
+  try {
+    // Owned by the caller from the return on; freed by producer_free.
+    auto p = std::make_unique<DispatcherProducer>(d, dest, count, interval_ms, on_delivered, ctx, on_finished,
+                                                  finished_ctx);
+    p->thread = std::thread(producer_main, p.get());
+    return p.release();
+  } catch (...) {  // std::bad_alloc or std::system_error (no thread): nothing runs
+    return nullptr;
+  }
+}
+
+int32_t producer_stop(DispatcherProducer* p) noexcept {
+  if (p == nullptr) return 0;
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    first = !p->stop.exchange(true, std::memory_order_acq_rel);
+    p->wake.notify_all();
+  }
+  std::lock_guard<std::mutex> join_lock(p->join_mu);
+  if (p->thread.joinable()) p->thread.join();  // it saw `stop`, called on_finished and ended
+  // Early: this call asked first, and the thread saw the request before it had posted everything.
+  return first && p->interrupted ? 1 : 0;
+}
+
+void producer_free(DispatcherProducer* p) noexcept {
+  if (p == nullptr) return;
+  (void)producer_stop(p);
+  delete p;
 }

@@ -84,15 +84,21 @@ uint32_t dispatcher_live(const Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT
  * thread that calls dispatcher_cancel (see the header's Threads notes: cancel waits for them).
  *
  * dispatcher_shutdown() also discards queued messages that were not delivered yet: for each, on_delivered(ctx, -1)
- * is called (on the calling thread), so the owner of `ctx` can release it. */
+ * is called (on the calling thread), so the owner of `ctx` can release it. Every successful post is told exactly
+ * once: delivered (>= 0, on the worker) or discarded (-1). A message the worker already holds when shutdown begins is
+ * still delivered (to the handlers not yet dropped) before the join. Called from a callback on the worker thread,
+ * shutdown cannot join that thread: it discards and drops as usual, and the worker stays, idle, until a later shutdown
+ * or dispatcher_free joins it. The next post after a shutdown starts a new worker. */
 typedef void (*DispatcherDelivered)(void* ctx, int32_t delivered);
 
-/* 0 if queued; -2 if an argument is NULL; -3 if allocation failed or the worker thread could not start (nothing was
- * queued and on_delivered will not be called). */
+/* 0 if queued; -2 if `d`, `dest` or `msg` is NULL (`on_delivered` may be NULL: nobody is told; `ctx` is opaque);
+ * -3 if allocation failed or the worker thread could not start (nothing was queued and on_delivered will not be
+ * called). */
 int32_t dispatcher_post(Dispatcher* d, const char* dest, const char* msg, DispatcherDelivered on_delivered,
                         void* ctx) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
 
-/* Messages posted and not yet delivered or discarded. */
+/* Messages posted and not yet delivered or discarded (a message leaves the count after its callbacks ran, just
+ * before its on_delivered is called). */
 uint32_t dispatcher_queued(const Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
 
 /* ---- A native producer: a thread of its own that posts ------------------------------------------------------------
@@ -103,7 +109,8 @@ uint32_t dispatcher_queued(const Dispatcher* d) NAPI_OWNERSHIP_DISPATCHER_NOEXCE
 typedef struct DispatcherProducer DispatcherProducer;
 typedef void (*DispatcherProducerFinished)(void* finished_ctx, uint32_t posted);
 
-/* NULL if an argument is NULL or allocation / thread start failed. Freed by producer_free(). */
+/* NULL if `d` or `dest` is NULL or allocation / thread start failed (`on_delivered`/`on_finished` may be NULL).
+ * Freed by producer_free(). If a post fails (-3), the producer stops there and reports what it posted. */
 DispatcherProducer* producer_start(Dispatcher* d, const char* dest, uint32_t count, uint32_t interval_ms,
                                    DispatcherDelivered on_delivered, void* ctx, DispatcherProducerFinished on_finished,
                                    void* finished_ctx) NAPI_OWNERSHIP_DISPATCHER_NOEXCEPT;
