@@ -1,5 +1,7 @@
 //! Seed 000's program: boxed `OnSend` handlers registered with the C++ dispatcher through `handler_`, messages sent,
-//! registrations cancelled with `cancel_` (which gives every box back), then `shutdown`. Checked with valgrind:
+//! registrations cancelled with `cancel_` (which gives every box back), then `shutdown`; finally messages posted to the
+//! dispatcher's own worker thread and a native producer, as a real C library calls back from its threads (each boxed
+//! `on_delivered` closure taken back and dropped exactly once). Checked with valgrind:
 //!
 //! ```sh
 //! cargo build --manifest-path native-rust/Cargo.toml -p napi-ownership-dispatch --example seed000
@@ -16,8 +18,12 @@
 use std::ffi::{c_char, c_int};
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
-use napi_ownership_dispatch::{Dispatcher, OnSend, UserSpaceWrapper, cancel_, handler_};
+use napi_ownership_dispatch::{Delivered, Dispatcher, OnSend, Producer, UserSpaceWrapper, cancel_, handler_};
+
+/// Handlers that the dispatcher's worker thread may call: `post` needs them `Sync`.
+type Handler = dyn OnSend + Send + Sync;
 
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
 static DROPPED: AtomicUsize = AtomicUsize::new(0);
@@ -41,8 +47,29 @@ impl Drop for Printer {
     }
 }
 
-fn printer(name: &str) -> Box<dyn OnSend> {
+fn printer(name: &str) -> Box<Handler> {
     Box::new(Printer { name: name.to_owned() })
+}
+
+/// What the worker and producer threads tell the main thread. (Not an mpsc channel: a blocking `recv` makes std keep
+/// a handle of the main thread that a `no_main` program never frees.)
+struct Mailbox<T>(Mutex<Vec<T>>, Condvar);
+
+impl<T> Mailbox<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Mailbox(Mutex::new(Vec::new()), Condvar::new()))
+    }
+
+    fn send(&self, value: T) {
+        self.0.lock().unwrap().push(value);
+        self.1.notify_all();
+    }
+
+    /// Waits for `n` values and takes them, in arrival order.
+    fn take(&self, n: usize) -> Vec<T> {
+        let mut values = self.1.wait_while(self.0.lock().unwrap(), |v| v.len() < n).unwrap();
+        values.drain(..).collect()
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -53,10 +80,10 @@ extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
 }
 
 fn run() {
-    let dispatcher: Dispatcher = Dispatcher::new().expect("dispatcher_new");
+    let dispatcher: Dispatcher<Handler> = Dispatcher::new().expect("dispatcher_new");
 
     println!("handler_: three boxed handlers");
-    let register = |dest: &str, name: &str| -> UserSpaceWrapper {
+    let register = |dest: &str, name: &str| -> UserSpaceWrapper<Handler> {
         let wrapper = handler_(&dispatcher, dest, printer(name)).expect("registered");
         println!("  {name} registered under {dest:?} as ctx {}", wrapper.ctx());
         wrapper
@@ -96,11 +123,36 @@ fn run() {
     println!("usable again after shutdown");
     let dave = register("orders", "dave");
     assert_eq!(dispatcher.send("orders", "fresh start"), Ok(1));
+
+    println!("post: queued for the dispatcher's worker thread, which calls the handlers there");
+    let told = Mailbox::new();
+    for msg in ["posted one", "posted two"] {
+        let told = Arc::clone(&told);
+        // The closure is boxed and lent to the dispatcher; its on_delivered takes it back and drops it, once.
+        dispatcher.post("orders", msg, move |outcome| told.send(outcome)).expect("posted");
+    }
+    assert_eq!(told.take(2), [Delivered::Ran(1); 2]);
+
+    println!("a producer: a thread of the core posting three messages through the worker");
+    let finished = Mailbox::new();
+    let (told2, finished2) = (Arc::clone(&told), Arc::clone(&finished));
+    let producer = Producer::start(
+        &dispatcher,
+        "orders",
+        3,
+        0,
+        move |outcome| told2.send(outcome),
+        move |posted| finished2.send(posted),
+    )
+    .expect("started");
+    assert_eq!(finished.take(1), [3]);
+    assert_eq!(told.take(3), [Delivered::Ran(1); 3]);
+    drop(producer); // its context box is freed by the last of its callbacks
     cancel_(&dispatcher, "orders", dave).expect("cancelled");
-    drop(dispatcher);
+    drop(dispatcher); // joins the worker
 
     let (received, dropped) = (RECEIVED.load(Ordering::Relaxed), DROPPED.load(Ordering::Relaxed));
-    assert_eq!((received, dropped), (7, 4));
+    assert_eq!((received, dropped), (12, 4));
     println!(
         "done: {received} messages delivered, {dropped} handlers registered and dropped, each exactly once"
     );

@@ -32,6 +32,21 @@ pub struct Dispatcher {
 /// A registration's id ("ctx" in seed 000). Never reused within a dispatcher; 0 is never a valid ctx.
 pub type DispatcherCtx = u64;
 
+/// `DispatcherDelivered`: told once per posted message, `delivered` = callbacks that ran, or -1 if a shutdown
+/// discarded it. Called on the worker thread (or, for -1, on the thread that shut down).
+pub type DispatcherDelivered = unsafe extern "C" fn(ctx: *mut c_void, delivered: i32);
+
+/// `DispatcherProducerFinished`: called once, on the producer's thread, when it has posted everything or was stopped.
+pub type DispatcherProducerFinished = unsafe extern "C" fn(finished_ctx: *mut c_void, posted: u32);
+
+/// The opaque C++ `DispatcherProducer`.
+#[cfg(not(miri))]
+#[repr(C)]
+pub struct DispatcherProducer {
+    _opaque: [u8; 0],
+    _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
 #[cfg(not(miri))]
 unsafe extern "C" {
     /// A new, empty dispatcher, or NULL if allocation failed. Freed by `dispatcher_free`.
@@ -49,6 +64,37 @@ unsafe extern "C" {
     pub fn dispatcher_shutdown(d: *mut Dispatcher) -> i32;
     /// Registrations currently held.
     pub fn dispatcher_live(d: *const Dispatcher) -> u32;
+
+    /// Queues copies of `dest` and `msg` for the worker thread. 0: queued, and `on_delivered(ctx, ..)` will be
+    /// called exactly once (delivered, or -1 if discarded by a shutdown). -2: a NULL argument. -3: allocation or
+    /// thread start failed; nothing was queued and `on_delivered` will not be called.
+    pub fn dispatcher_post(
+        d: *mut Dispatcher,
+        dest: *const c_char,
+        msg: *const c_char,
+        on_delivered: Option<DispatcherDelivered>,
+        ctx: *mut c_void,
+    ) -> i32;
+    /// Messages posted and not yet delivered or discarded.
+    pub fn dispatcher_queued(d: *const Dispatcher) -> u32;
+
+    /// Starts a thread posting `count` messages ("0", "1", ...) to `dest`, each with `on_delivered`/`ctx`, then
+    /// calling `on_finished(finished_ctx, posted)`. NULL if nothing was started. The dispatcher must outlive it.
+    pub fn producer_start(
+        d: *mut Dispatcher,
+        dest: *const c_char,
+        count: u32,
+        interval_ms: u32,
+        on_delivered: Option<DispatcherDelivered>,
+        ctx: *mut c_void,
+        on_finished: Option<DispatcherProducerFinished>,
+        finished_ctx: *mut c_void,
+    ) -> *mut DispatcherProducer;
+    /// Stops and joins the producer's thread (on_finished has run when it returns). 1: this call stopped it early;
+    /// 0: it had already finished. Idempotent. Not from the producer's own callbacks.
+    pub fn producer_stop(p: *mut DispatcherProducer) -> i32;
+    /// Stops (as producer_stop) and frees the producer. NULL is a no-op.
+    pub fn producer_free(p: *mut DispatcherProducer);
 }
 
 #[cfg(miri)]

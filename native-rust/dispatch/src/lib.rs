@@ -31,7 +31,9 @@
 //!
 //! Threads: the C core is thread-safe. [`Dispatcher<H>`] and [`UserSpaceWrapper<H>`] are `Send`/`Sync` only when the
 //! handler type `H` is (`Dispatcher<dyn OnSend + Send + Sync>`); the default `Dispatcher` (`H = dyn OnSend`) stays on
-//! the thread that made it, which is what a handler holding Node-API values needs.
+//! the thread that made it, which is what a handler holding Node-API values needs. [`Dispatcher::post`] and
+//! [`Producer`] (asynchronous delivery on the dispatcher's worker thread, see `post.rs`) need `H: Sync`: the worker
+//! calls `on_send(&H)` on its own thread, while the boxes stay owned (and are dropped) where their wrapper lives.
 //!
 //! ```compile_fail
 //! // A Dispatcher of plain `dyn OnSend` handlers cannot leave its thread: another thread's send would run them there.
@@ -45,13 +47,16 @@ use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
 mod ffi;
+mod post;
 
 pub use ffi::{DispatcherCtx, FFIWrapper};
+pub use post::{Delivered, PostError, PostRefused, Producer, StartRefused};
 
 /// Seed 000's handler trait: called once per message sent to the dest it is registered under.
 pub trait OnSend {
@@ -73,9 +78,43 @@ unsafe impl Sync for RawDispatcher {}
 
 impl Drop for RawDispatcher {
     fn drop(&mut self) {
-        // SAFETY: the pointer came from dispatcher_new and this is its only owner (every Dispatcher and wrapper holds
-        // it through one Arc), so it is freed once, after everything that could use it is gone.
-        unsafe { ffi::dispatcher_free(self.0.as_ptr()) };
+        if ON_WORKER.get() == 0 {
+            // SAFETY: the pointer came from dispatcher_new and this is its only owner (every Dispatcher, wrapper and
+            // Producer holds it through one Arc), so it is freed once, after everything that could use it is gone.
+            // Not inside a worker callback, and a synchronous send borrows a Dispatcher (so it cannot be the last).
+            unsafe { ffi::dispatcher_free(self.0.as_ptr()) };
+            return;
+        }
+        // The last owner went inside a callback on a dispatcher's worker thread (a posted closure that held it, say).
+        // dispatcher_free must not run there: the worker cannot join itself and uses the dispatcher again when the
+        // callback returns. A thread of its own frees it instead: its shutdown joins the worker first.
+        // ManuallyDrop: if no thread can be started, the closure is dropped here without freeing (nor re-entering
+        // this Drop): leaking the dispatcher is the only sound choice left then.
+        let raw = ManuallyDrop::new(RawDispatcher(self.0));
+        let free = move || drop(ManuallyDrop::into_inner(raw));
+        drop(std::thread::Builder::new().name("dispatcher_free".to_owned()).spawn(free));
+    }
+}
+
+thread_local! {
+    /// How many callbacks of a dispatcher's worker thread (handlers and `on_delivered`) are running on this thread.
+    /// Non-zero only on a worker thread: see `RawDispatcher::drop`.
+    static ON_WORKER: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks this thread as inside a worker callback for as long as it lives.
+struct OnWorker;
+
+impl OnWorker {
+    fn enter() -> Self {
+        ON_WORKER.set(ON_WORKER.get() + 1);
+        OnWorker
+    }
+}
+
+impl Drop for OnWorker {
+    fn drop(&mut self) {
+        ON_WORKER.set(ON_WORKER.get() - 1);
     }
 }
 
@@ -291,6 +330,14 @@ impl<H: ?Sized + OnSend> UserSpaceWrapper<H> {
     pub fn dest(&self) -> &CStr {
         &self.dest
     }
+
+    /// The boxed handler, borrowed from the wrapper that owns it.
+    pub fn handler(&self) -> &H {
+        // SAFETY: the three boxes live until this wrapper is consumed (cancel_) or dropped, neither of which can
+        // happen while this borrow of it lasts. A shared borrow may coexist with the dispatcher's `on_send(&H)`
+        // calls: on another thread only when H: Sync (post, or a Dispatcher shared between threads).
+        unsafe { &*(*(*self.ffi_wrapper).self_rust_side.cast::<RustSideHandler<H>>()).opaque }
+    }
 }
 
 impl<H: ?Sized + OnSend> fmt::Debug for UserSpaceWrapper<H> {
@@ -488,6 +535,8 @@ unsafe extern "C" fn handler_cb<H: ?Sized + OnSend>(
     // SAFETY: a non-NULL SENDING is the frame of the innermost `send_cstr` on this thread, which is the send that
     // is calling us (the dispatcher delivers synchronously, on the sending thread); it outlives this call.
     let sending = unsafe { SENDING.get().as_ref() };
+    // No `send_cstr` on this thread: the dispatcher's worker is delivering a posted message.
+    let _on_worker = sending.is_none().then(OnWorker::enter);
 
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let (dest, msg) = match sending {
