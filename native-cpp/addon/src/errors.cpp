@@ -52,16 +52,24 @@ void throw_invalid_arg_type(napi_env env, const char* what, const char* name, na
               std::string("Expected ") + what + " for " + name + " but received " + describe_received(env, got));
 }
 
-void throw_invalid_handle(napi_env env, napi_value got, handle::Kind kind) {
-  // <n> exactly as JS would print the number (String(n)): only V8 knows the shortest round-trip form.
+namespace {
+
+// `got` exactly as JS would print it (String(n)): only V8 knows the shortest round-trip form of a number.
+std::string js_string(napi_env env, napi_value got) {
   napi_value text;
   check(env, napi_coerce_to_string(env, got, &text));
   std::size_t length = 0;
   check(env, napi_get_value_string_utf8(env, text, nullptr, 0, &length));
   std::string shown(length, '\0');
   check(env, napi_get_value_string_utf8(env, text, shown.data(), length + 1, &length));
+  return shown;
+}
+
+}  // namespace
+
+void throw_invalid_handle(napi_env env, napi_value got, handle::Kind kind) {
   throw_coded(env, Class::kTypeError, "ERR_INVALID_HANDLE",
-              shown + " is not a live or released " + handle::kind_name(kind) + " handle of the " +
+              js_string(env, got) + " is not a live or released " + handle::kind_name(kind) + " handle of the " +
                   handle::backend_name(handle::kThisBackend) + " backend");
 }
 
@@ -111,6 +119,36 @@ void throw_subscription_alloc(napi_env env) {
   // Not worded by the contract: the box, the FFIWrapper, the dest copy or the dispatcher's record could not be
   // allocated (nothing was registered).
   throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC", "could not allocate the native subscription");
+}
+
+}  // namespace napi_ownership::errors
+
+namespace napi_ownership::errors {
+
+void throw_out_of_range(napi_env env, const char* name, std::uint32_t min, std::uint32_t max, napi_value got) {
+  throw_coded(env, Class::kRangeError, "ERR_OUT_OF_RANGE",
+              std::string("The value of \"") + name + "\" is out of range. It must be an integer from " +
+                  std::to_string(min) + " to " + std::to_string(max) + ". Received " + js_string(env, got));
+}
+
+napi_value callbacks_threw(napi_env env, const napi_value* errors, std::size_t recorded, std::size_t count,
+                           const char* dest, std::size_t dest_length) {
+  if (count == 1 && recorded == 1) return errors[0];
+  napi_value global, constructor, list, message, code, aggregate;
+  check(env, napi_get_global(env, &global));
+  check(env, napi_get_named_property(env, global, "AggregateError", &constructor));
+  check(env, napi_create_array_with_length(env, recorded, &list));
+  for (std::size_t i = 0; i < recorded; ++i) {
+    check(env, napi_set_element(env, list, static_cast<std::uint32_t>(i), errors[i]));
+  }
+  const std::string text =
+      std::to_string(count) + " callbacks threw while delivering to \"" + std::string(dest, dest_length) + "\"";
+  check(env, napi_create_string_utf8(env, text.data(), text.size(), &message));
+  const napi_value args[2] = {list, message};
+  check(env, napi_new_instance(env, constructor, 2, args, &aggregate));
+  check(env, napi_create_string_utf8(env, "ERR_CALLBACKS_THREW", NAPI_AUTO_LENGTH, &code));
+  check(env, napi_set_named_property(env, aggregate, "code", code));
+  return aggregate;
 }
 
 }  // namespace napi_ownership::errors

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "handle.hpp"
@@ -46,5 +47,17 @@ std::string describe_received(napi_env env, napi_value value);
 [[noreturn]] void throw_table_full(napi_env env, handle::Kind kind);
 // RangeError ERR_NATIVE_ALLOC when the boxes of a subscription (or its registration) could not be allocated.
 [[noreturn]] void throw_subscription_alloc(napi_env env);
+
+// RangeError ERR_OUT_OF_RANGE: 'The value of "<name>" is out of range. It must be an integer from <min> to <max>.
+// Received <n>' (<n> as JS's String(n)).
+[[noreturn]] void throw_out_of_range(napi_env env, const char* name, std::uint32_t min, std::uint32_t max,
+                                     napi_value got);
+
+// What the callbacks of one delivery threw, as one value: `errors[0]` itself if exactly one threw (and was recorded),
+// else an AggregateError with code ERR_CALLBACKS_THREW, message '<count> callbacks threw while delivering to "<dest>"'
+// and `errors` the recorded values in delivery order. `count` >= `recorded` (some may not have been recorded:
+// std::bad_alloc). Throws Napi::Error if the AggregateError cannot be built.
+napi_value callbacks_threw(napi_env env, const napi_value* errors, std::size_t recorded, std::size_t count,
+                           const char* dest, std::size_t dest_length);
 
 }  // namespace napi_ownership::errors

@@ -15,6 +15,7 @@
 #include <thread>
 #include <utility>
 
+#include "args.hpp"
 #include "binding.hpp"
 #include "errors.hpp"
 #include "handle.hpp"
@@ -28,68 +29,6 @@ namespace {
 
 using handle::Kind;
 using SubscriptionKey = HandleTable<SubscriptionEntry>::Key;
-
-// A JS string argument as a NUL-terminated UTF-8 C string, owned by this object (so by the export's stack frame):
-// in a stack buffer up to kStackBytes, else in a heap buffer freed with it.
-class Utf8Arg {
- public:
-  Utf8Arg() = default;
-  Utf8Arg(const Utf8Arg&) = delete;
-  Utf8Arg& operator=(const Utf8Arg&) = delete;
-
-  // False if `value` is not a string; any other failure throws.
-  bool read(napi_env env, napi_value value) {
-    // Node-API never writes a partial character, so with 4 bytes (the widest character) to spare, a result of at most
-    // kStackBytes means the whole string is here.
-    const napi_status status = napi_get_value_string_utf8(env, value, stack_, sizeof stack_, &length_);
-    if (status == napi_string_expected) return false;
-    check(env, status);
-    if (length_ <= kStackBytes) {
-      data_ = stack_;
-      return true;
-    }
-    check(env, napi_get_value_string_utf8(env, value, nullptr, 0, &length_));
-    heap_.reset(new (std::nothrow) char[length_ + 1]);
-    if (!heap_) errors::throw_alloc(env, length_ + 1);
-    check(env, napi_get_value_string_utf8(env, value, heap_.get(), length_ + 1, &length_));
-    data_ = heap_.get();
-    return true;
-  }
-
-  const char* c_str() const noexcept { return data_; }
-  std::size_t length() const noexcept { return length_; }
-
-  // Throws ERR_INTERIOR_NUL (naming `name`) if the UTF-8 holds a 0 byte: a C string would end there.
-  void reject_nul(napi_env env, const char* name) const {
-    // Short strings (dests, most messages) with a plain loop: glibc's vectorised memchr costs more than the scan here.
-    const char* nul = nullptr;
-    if (length_ <= 64) {
-      for (std::size_t i = 0; i < length_; ++i) {
-        if (data_[i] == '\0') {
-          nul = data_ + i;
-          break;
-        }
-      }
-    } else {
-      nul = static_cast<const char*>(std::memchr(data_, '\0', length_));
-    }
-    if (nul != nullptr) errors::throw_interior_nul(env, name, static_cast<std::size_t>(nul - data_));
-  }
-
- private:
-  static constexpr std::size_t kStackBytes = 256;
-  char stack_[kStackBytes + 4 + 1];
-  std::unique_ptr<char[]> heap_;
-  const char* data_ = nullptr;
-  std::size_t length_ = 0;
-};
-
-// dest: a string, non-empty, without NUL (in that order).
-void read_dest(napi_env env, napi_value value, Utf8Arg& dest) {
-  if (!dest.read(env, value)) errors::throw_invalid_arg_type(env, "a non-empty string", "dest", value);
-  if (dest.length() == 0) errors::throw_invalid_arg_value(env, "dest must be a non-empty string");
-  dest.reject_nul(env, "dest");
-}
 
 // The DispatcherCallback of every subscription: calls the boxed JS function with (message), `this` undefined.
 // It must not throw into the core (noexcept, and nothing here throws), and it must not touch its box once the JS call
@@ -130,27 +69,9 @@ void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
 // Throws what the callbacks of one send threw: the value itself if exactly one threw, else an AggregateError with code
 // ERR_CALLBACKS_THREW whose `errors` are the thrown values in delivery order.
 void throw_collected(napi_env env, const SendFrame& frame, const Utf8Arg& dest) {
-  const std::size_t count = frame.errors.size() + frame.unrecorded;
-  if (count == 1 && frame.errors.size() == 1) {
-    // Fails only if JS can no longer run (a terminating worker): then there is nobody to throw to.
-    (void)napi_throw(env, frame.errors[0]);
-    return;
-  }
-  napi_value global, constructor, errors, message, code, aggregate;
-  check(env, napi_get_global(env, &global));
-  check(env, napi_get_named_property(env, global, "AggregateError", &constructor));
-  check(env, napi_create_array_with_length(env, frame.errors.size(), &errors));
-  for (std::size_t i = 0; i < frame.errors.size(); ++i) {
-    check(env, napi_set_element(env, errors, static_cast<std::uint32_t>(i), frame.errors[i]));
-  }
-  const std::string text =
-      std::to_string(count) + " callbacks threw while delivering to \"" + std::string(dest.c_str(), dest.length()) + "\"";
-  check(env, napi_create_string_utf8(env, text.data(), text.size(), &message));
-  const napi_value args[2] = {errors, message};
-  check(env, napi_new_instance(env, constructor, 2, args, &aggregate));
-  check(env, napi_create_string_utf8(env, "ERR_CALLBACKS_THREW", NAPI_AUTO_LENGTH, &code));
-  check(env, napi_set_named_property(env, aggregate, "code", code));
-  (void)napi_throw(env, aggregate);  // as above
+  const napi_value error = errors::callbacks_threw(env, frame.errors.data(), frame.errors.size(),
+                                                   frame.errors.size() + frame.unrecorded, dest.c_str(), dest.length());
+  (void)napi_throw(env, error);  // fails only if JS can no longer run (a terminating worker): nobody to throw to
 }
 
 // Pushes a frame on the environment's send stack for the duration of one dispatcher_send.
@@ -242,8 +163,7 @@ Napi::Value send(const Napi::CallbackInfo& info) {
   Utf8Arg dest;
   read_dest(env, info[0], dest);
   Utf8Arg message;
-  if (!message.read(env, info[1])) errors::throw_invalid_arg_type(env, "a string", "message", info[1]);
-  message.reject_nul(env, "message");
+  read_message(env, info[1], message);
 
   SendFrame frame{info[1], nullptr, {}, 0, nullptr};
   check(env, napi_get_undefined(env, &frame.receiver));
