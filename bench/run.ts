@@ -1,114 +1,255 @@
 /**
- * `npm run bench`: what ownership costs, every figure a ratio measured side by side in this one run.
+ * `npm run bench`: what ownership costs, every figure beside the no-op native call of the same backend and, where JS
+ * has one, a plain-JS equivalent, all measured in this one run.
  *
- * Each sample runs an operation BATCH times and reports the mean per operation, so a ~15 ns call is not drowned by the
- * timer (~30 ns per reading). tinybench supplies warm-up, many samples and the spread (relative margin of error).
- * The floor is a no-op native call of the same backend; a plain-JS baseline sits beside it.
+ *   npm run bench                 3 rounds (~2 minutes)
+ *   npm run bench -- --quick      1 short round (~15 s), for a smoke test
+ *   npm run bench -- --rounds=5   more rounds, tighter spread
+ *   npm run bench -- --profile=rust:tostring-1m   one row of one suite under `node --cpu-prof` (writes bench/profiles/)
+ *
+ * A round measures every suite in its own process (bench/suite.ts says why): plain JS, cpp, rust (cpp and rust take
+ * turns going first), and `mixed` (both backends through one call site). Within a process tinybench warms each task
+ * up and then takes many samples of `batch` operations each. A figure is the median over rounds of each round's mean
+ * (the amortized cost, garbage collection included); its spread is the larger of tinybench's 95 % margin of error
+ * within a round and half the range between rounds, so a number is only as sure as its noisiest evidence.
+ *
+ * Writes bench/results.json.
  */
-import { writeFileSync } from 'node:fs';
-import { Bench } from 'tinybench';
-import { backends, type Backend } from '../src/index.js';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ROWS, type Measured, type Suite, type SuiteResult } from './rows.js';
 
-const BATCH = 256;
-const quick = process.argv.includes('--quick');
-const bench = new Bench({ time: quick ? 100 : 600, warmupTime: quick ? 20 : 150 });
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const rounds = Number(option('rounds') ?? (quick ? 1 : 3));
+const time = quick ? 100 : 300;
+const warmup = quick ? 25 : 75;
+const root = fileURLToPath(new URL('..', import.meta.url));
+const suiteFile = fileURLToPath(new URL('./suite.ts', import.meta.url));
 
-const s16 = 'sixteen bytes ok';
-const s1k = 'k'.repeat(1024);
-const s1m = 'm'.repeat(1 << 20);
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-function batched(name: string, op: () => void, batch = BATCH): void {
-  bench.add(name, () => {
-    for (let i = 0; i < batch; i++) op();
-  });
-  perOp.set(name, batch);
+function runSuite(suite: Suite, extra: string[] = [], nodeFlags: string[] = []): SuiteResult {
+  const dir = mkdtempSync(join(tmpdir(), 'napi-ownership-bench-'));
+  const out = join(dir, `${suite}.json`);
+  try {
+    const child = spawnSync(
+      process.execPath,
+      ['--expose-gc', ...nodeFlags, '--import', 'tsx', suiteFile, suite, out, `--time=${time}`, `--warmup=${warmup}`, ...extra],
+      { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NAPI_OWNERSHIP_TRACE: '' } },
+    );
+    if (child.status !== 0) throw new Error(`the ${suite} suite failed (exit ${child.status ?? child.signal})`);
+    return JSON.parse(readFileSync(out, 'utf8')) as SuiteResult;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
-const perOp = new Map<string, number>();
 
-// Plain-JS baselines: a function call, and the JS way to get 16 UTF-8 bytes of a string.
-const jsNoop = (x?: unknown) => x;
-const encoder = new TextEncoder();
-batched('js: noop function', () => void jsNoop());
-batched('js: TextEncoder.encode 16 B', () => void encoder.encode(s16));
-
-function addBackend(b: Backend): void {
-  const raw = b.raw;
-  const p = `${b.name}: `;
-  batched(`${p}noop native call`, () => raw.noop());
-  batched(`${p}raw print_and_return+free_string 16 B`, () => void raw.free_string(raw.print_and_return(s16)));
-  batched(`${p}printAndReturn+free 16 B`, () => void b.printAndReturn(s16).free());
-  batched(`${p}printAndReturn+free 1 KiB`, () => void b.printAndReturn(s1k).free());
-  batched(`${p}printAndReturn+free 1 MiB`, () => void b.printAndReturn(s1m).free(), 4);
-  const small = b.printAndReturn(s16);
-  const big = b.printAndReturn(s1m);
-  batched(`${p}view() 16 B`, () => void small.view());
-  batched(`${p}view() 1 MiB`, () => void big.view());
-  batched(`${p}toString() 1 MiB`, () => void big.toString(), 4);
-  // Fallback only: never freed; the FinalizationRegistry releases after GC. The yield each batch lets it run.
-  bench.add(`${p}printAndReturn 16 B, fallback only`, async () => {
-    for (let i = 0; i < BATCH; i++) b.printAndReturn(s16);
-    await yieldToLoop();
-  });
-  perOp.set(`${p}printAndReturn 16 B, fallback only`, BATCH);
+// --profile=<suite>:<row>: one row under the V8 CPU profiler, then stop.
+const profile = option('profile');
+if (profile) {
+  const [suite, key] = profile.split(':') as [Suite, string];
+  const dir = join(root, 'bench', 'profiles');
+  mkdirSync(dir, { recursive: true });
+  const result = runSuite(suite, [`--only=${key}`], ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100']);
+  for (const r of result.rows) console.log(`${suite} ${r.key}: ${r.mean.toFixed(1)} ns/op (±${r.rme.toFixed(1)} %)`);
+  console.log(`profile written to ${dir} (open it in Chrome DevTools, Performance tab)`);
+  process.exit(0);
 }
-for (const b of backends) addBackend(b);
 
-await bench.run();
+// ---- measure -----------------------------------------------------------------------------------------------------
+const started = Date.now();
+/** The 1-minute load average before each suite: above the core count minus one, something else shared the CPUs. */
+const loads: number[] = [];
+const perRound: SuiteResult[][] = [];
+const skipped = new Map<string, string>();
+for (let round = 0; round < rounds; round++) {
+  const order: Suite[] = round % 2 === 0 ? ['js', 'cpp', 'rust', 'mixed'] : ['js', 'rust', 'cpp', 'mixed'];
+  const results: SuiteResult[] = [];
+  for (const suite of order) {
+    process.stderr.write(`\rround ${round + 1}/${rounds}: ${suite}      `);
+    loads.push(loadavg()[0]!);
+    const result = runSuite(suite);
+    for (const s of result.skipped) skipped.set(`${s.key}: ${s.why}`, s.why);
+    results.push(result);
+  }
+  perRound.push(results);
+}
+process.stderr.write(`\rmeasured ${rounds} round(s) in ${((Date.now() - started) / 1000).toFixed(0)} s\n\n`);
 
-interface Row {
-  name: string;
-  nsPerOp: number;
-  opsPerSec: number;
-  rmePercent: number;
+// ---- aggregate ---------------------------------------------------------------------------------------------------
+interface Figure {
+  /** ns per operation: the median over rounds of each round's mean. */
+  ns: number;
+  /** ± percent: max(tinybench's 95 % margin in any round, half the range between rounds). */
+  spread: number;
+  /** Each round's mean, in round order. */
+  rounds: number[];
   samples: number;
+  batch: number;
+  notes: string[];
 }
-const rows: Row[] = [];
-for (const task of bench.tasks) {
-  const r = task.result;
-  if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state} ${'error' in r ? String(r.error) : ''}`);
-  const batch = perOp.get(task.name) ?? 1;
-  const nsPerOp = (r.latency.mean * 1e6) / batch;
-  rows.push({ name: task.name, nsPerOp, opsPerSec: 1e9 / nsPerOp, rmePercent: r.latency.rme, samples: r.latency.samplesCount ?? r.latency.samples?.length ?? 0 });
-}
-const ns = (name: string) => rows.find((r) => r.name === name)!.nsPerOp;
 
-const table = rows.map((r) => {
-  const [backend, op] = r.name.includes(': ') ? (r.name.split(': ') as [string, string]) : ['', r.name];
-  const noop = backend === 'js' ? ns('js: noop function') : ns(`${backend}: noop native call`);
-  const twin = backend === 'rust' ? rows.find((x) => x.name === `cpp: ${op}`) : undefined;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+function figure(suite: Suite, key: string): Figure | undefined {
+  const measured: Measured[] = [];
+  for (const results of perRound) {
+    const row = results.find((r) => r.suite === suite)?.rows.find((r) => r.key === key);
+    if (row) measured.push(row);
+  }
+  if (measured.length === 0) return undefined;
+  const means = measured.map((m) => m.mean);
+  const ns = median(means);
+  const halfRange = ((Math.max(...means) - Math.min(...means)) / 2 / ns) * 100;
   return {
-    operation: r.name,
-    'ns/op': r.nsPerOp.toFixed(1),
-    'ops/s': Math.round(r.opsPerSec).toLocaleString('en-US'),
-    '± %': r.rmePercent.toFixed(1),
-    '× noop': (r.nsPerOp / noop).toFixed(1),
-    'rust/cpp': twin ? (r.nsPerOp / twin.nsPerOp).toFixed(2) : '',
+    ns,
+    spread: Math.max(halfRange, ...measured.map((m) => m.rme)),
+    rounds: means,
+    samples: measured.reduce((n, m) => n + m.samples, 0),
+    batch: measured[0]!.batch,
+    notes: [...new Set(measured.map((m) => m.note).filter((n): n is string => !!n))],
   };
-});
-console.table(table);
+}
 
+const table = ROWS.map((row) => ({
+  ...row,
+  cpp: figure('cpp', row.key),
+  rust: figure('rust', row.key),
+  jsFigure: figure('js', row.key),
+  mixed: figure('mixed', row.key),
+})).filter((r) => r.cpp || r.rust || r.jsFigure || r.mixed);
+
+const floor = { cpp: figure('cpp', 'call')!, rust: figure('rust', 'call')!, js: figure('js', 'call')! };
+
+/** The ratio of two figures per round (paired by round), and its median. */
+function ratio(a: Figure, b: Figure): { value: number; min: number; max: number } {
+  const n = Math.min(a.rounds.length, b.rounds.length);
+  const each = Array.from({ length: n }, (_, i) => a.rounds[i]! / b.rounds[i]!);
+  return { value: a.ns / b.ns, min: Math.min(...each), max: Math.max(...each) };
+}
+
+// ---- print -------------------------------------------------------------------------------------------------------
+function ns(x: number): string {
+  if (x < 100) return `${x.toFixed(1)} ns`;
+  if (x < 10_000) return `${x.toFixed(0)} ns`;
+  if (x < 10_000_000) return `${(x / 1000).toFixed(1)} µs`;
+  return `${(x / 1e6).toFixed(1)} ms`;
+}
+function perSecond(x: number): string {
+  const ops = 1e9 / x;
+  if (ops >= 1e6) return `${(ops / 1e6).toFixed(ops >= 1e7 ? 1 : 2)} M`;
+  if (ops >= 1e3) return `${(ops / 1e3).toFixed(ops >= 1e4 ? 1 : 2)} k`;
+  return ops.toFixed(0);
+}
+const times = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)}×`;
+const pm = (f: Figure) => `±${f.spread < 10 ? f.spread.toFixed(1) : f.spread.toFixed(0)}%`;
+
+type Cell = string;
+const header: Cell[] = ['operation', 'cpp ns/op', '±', 'ops/s', '× noop', 'rust ns/op', '±', 'ops/s', '× noop', 'rust/cpp', 'plain JS', '±'];
+const lines: Cell[][] = [];
+for (const r of table) {
+  const side = (f: Figure | undefined, noop: Figure): Cell[] =>
+    f ? [ns(f.ns), pm(f), perSecond(f.ns), r.key === 'call' ? '1' : times(f.ns / noop.ns)] : ['', '', '', ''];
+  if (r.mixed) {
+    // Both backends through one call site: one figure, compared with the mean of the two separate floors.
+    const sep = r.key === 'mixed-call' ? (floor.cpp.ns + floor.rust.ns) / 2 : undefined;
+    lines.push([r.label, ns(r.mixed.ns), pm(r.mixed), perSecond(r.mixed.ns), sep ? times(r.mixed.ns / sep) : '', '', '', '', '', '', '', '']);
+    continue;
+  }
+  const rc = r.cpp && r.rust ? ratio(r.rust, r.cpp) : undefined;
+  lines.push([
+    r.label,
+    ...side(r.cpp, floor.cpp),
+    ...side(r.rust, floor.rust),
+    rc ? rc.value.toFixed(2) : '',
+    r.jsFigure ? ns(r.jsFigure.ns) : '',
+    r.jsFigure ? pm(r.jsFigure) : '',
+  ]);
+}
+const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+const fmt = (cells: Cell[]) =>
+  cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+console.log(`napi-ownership bench: node ${process.version}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, ${rounds} round(s)`);
+console.log(`ns/op: median over rounds of the mean; ±: spread (see bench/run.ts); × noop: to the same backend's no-op call`);
+const busy = Math.max(...loads) > cpus().length - 0.8;
+console.log(
+  `load average before each suite: ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)} on ${cpus().length} cores${
+    busy ? ' — WARNING: other processes were using the CPUs; expect wide spreads and treat ratios with care' : ''
+  }\n`,
+);
+console.log(fmt(header));
+console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+for (const l of lines) console.log(fmt(l));
+
+console.log('\nplain JS column:');
+for (const r of table) if (r.jsFigure && r.js) console.log(`  ${r.label}: ${r.js}`);
+if (skipped.size) {
+  console.log('\nnot measured:');
+  for (const line of skipped.keys()) console.log(`  ${line}`);
+}
+
+// ---- targets -----------------------------------------------------------------------------------------------------
 interface Target {
   what: string;
-  ratio: number;
   limit: number;
+  value: number;
+  min: number;
+  max: number;
+  met: boolean;
 }
 const targets: Target[] = [];
-for (const b of backends) {
-  const p = `${b.name}: `;
-  targets.push(
-    { what: `${p}raw round trip 16 B / noop`, ratio: ns(`${p}raw print_and_return+free_string 16 B`) / ns(`${p}noop native call`), limit: 15 },
-    { what: `${p}public explicit 16 B / raw round trip`, ratio: ns(`${p}printAndReturn+free 16 B`) / ns(`${p}raw print_and_return+free_string 16 B`), limit: 2 },
-    { what: `${p}view 1 MiB / view 16 B`, ratio: ns(`${p}view() 1 MiB`) / ns(`${p}view() 16 B`), limit: 2 },
-  );
+function target(what: string, a: Figure | undefined, b: Figure | undefined, limit: number, eitherWay = false): void {
+  if (!a || !b) return;
+  let r = ratio(a, b);
+  if (eitherWay && r.value < 1) r = { value: 1 / r.value, min: 1 / r.max, max: 1 / r.min };
+  targets.push({ what, limit, ...r, met: r.value <= limit });
 }
-for (const op of ['noop native call', 'raw print_and_return+free_string 16 B', 'printAndReturn+free 16 B', 'printAndReturn+free 1 KiB', 'view() 16 B']) {
-  const r = ns(`rust: ${op}`) / ns(`cpp: ${op}`);
-  targets.push({ what: `rust/cpp ${op} (either way)`, ratio: Math.max(r, 1 / r), limit: 1.5 });
+for (const name of ['cpp', 'rust'] as const) {
+  const f = (key: string) => figure(name, key);
+  target(`${name}: raw round trip 16 B / noop call`, f('raw-16'), f('call'), 15);
+  target(`${name}: public explicit path 16 B / raw round trip`, f('public-16'), f('raw-16'), 2);
+  target(`${name}:   the same, one string per job`, f('public-16-job'), f('raw-16-job'), 2);
+  target(`${name}: view() 1 MiB / view() 16 B, first view (creates the buffer)`, f('view-first-1m'), f('view-first-16'), 2);
+  target(`${name}: view() 1 MiB / view() 16 B, again (cached)`, f('view-1m'), f('view-16'), 2);
+  target(`${name}: send() to 1 handler / noop call`, f('send-1'), f('call'), 20);
 }
-console.log('\nTargets (ratios from this run):');
+for (const r of table) {
+  if (r.cpp && r.rust) target(`rust vs cpp: ${r.label}`, r.rust, r.cpp, 1.5, true);
+}
+console.log('\ntargets (ratios of this run; in brackets the lowest and highest round):');
+const tw = Math.max(...targets.map((t) => t.what.length));
 for (const t of targets) {
-  console.log(`  ${t.ratio <= t.limit ? 'met ' : 'MISS'}  ${t.what}: ${t.ratio.toFixed(2)} (≤ ${t.limit})`);
+  const straddles = t.min <= t.limit !== t.max <= t.limit ? '  (rounds straddle the limit)' : '';
+  const range = rounds > 1 ? ` [${t.min.toFixed(2)}–${t.max.toFixed(2)}]` : '';
+  console.log(`  ${t.met ? 'met ' : 'MISS'}  ${t.what.padEnd(tw)}  ${t.value.toFixed(2)}${range} ≤ ${t.limit}${straddles}`);
 }
-writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ node: process.version, batch: BATCH, rows, targets }, null, 2));
+
+const notes = table.flatMap((r) =>
+  (['cpp', 'rust', 'jsFigure'] as const).flatMap((s) => (r[s]?.notes ?? []).map((n) => `${s === 'jsFigure' ? 'js' : s} ${r.key}: ${n}`)),
+);
+writeFileSync(
+  new URL('./results.json', import.meta.url),
+  JSON.stringify(
+    {
+      node: process.version,
+      cpu: `${cpus()[0]?.model ?? ''} × ${cpus().length}`,
+      date: new Date().toISOString(),
+      settings: { rounds, timeMs: time, warmupMs: warmup, quick },
+      loadAverages: loads,
+      rows: table.map(({ key, label, js, cpp, rust, jsFigure, mixed }) => ({ key, label, js, cpp, rust, plainJs: jsFigure, mixed })),
+      targets,
+      skipped: [...skipped.keys()],
+      notes,
+    },
+    null,
+    2,
+  ),
+);
 console.log('\nwrote bench/results.json');

@@ -1,0 +1,392 @@
+/**
+ * One measuring process of `npm run bench`: bench/run.ts starts it as
+ *
+ *   node --expose-gc --import tsx bench/suite.ts <js|cpp|rust|mixed> <out.json> [--time=ms] [--warmup=ms]
+ *
+ * and it writes what it measured to <out.json> (see ./rows.ts for the shapes).
+ *
+ * Why a process per backend: V8 specializes every call site to what it has seen. Measured in one process, the
+ * backend measured second runs its native calls through call sites that have already seen the other backend's
+ * functions; they go polymorphic and its no-op call costs twice as much (14 ns vs 27 ns on the development machine,
+ * whichever backend comes second). A real program uses one backend, so each backend gets a fresh process, and the
+ * `mixed` suite measures what sharing costs.
+ *
+ * Why each task's loop is compiled from its own source text (`new Function`): for the same reason inside a process.
+ * Closures made from one function literal share their feedback and optimized code, so a generic `for (...) op()`
+ * wrapper goes megamorphic across tasks, and every operation pays a generic call (~20 ns) that inflates the floor and
+ * flatters every ratio. A loop compiled per task calls one target and V8 inlines it.
+ *
+ * Each timed call runs the operation `batch` times, so the timer (~30 ns a reading) stays under 1 % of a sample.
+ */
+import { EventEmitter } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Bench, type Task } from 'tinybench';
+import { cpp, rust, type Backend } from '../src/index.js';
+import type { Measured, Suite, SuiteResult } from './rows.js';
+
+const [suiteArg, outPath, ...flags] = process.argv.slice(2);
+const suites: readonly Suite[] = ['js', 'cpp', 'rust', 'mixed'];
+if (!suites.includes(suiteArg as Suite) || !outPath) {
+  throw new Error(`usage: bench/suite.ts <${suites.join('|')}> <out.json> [--time=ms] [--warmup=ms]`);
+}
+const suite = suiteArg as Suite;
+const flag = (name: string, fallback: number) => {
+  const found = flags.find((f) => f.startsWith(`--${name}=`));
+  return found ? Number(found.slice(name.length + 3)) : fallback;
+};
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('run with node --expose-gc (bench/run.ts does)');
+
+const bench = new Bench({ time: flag('time', 400), warmupTime: flag('warmup', 100), iterations: 32 });
+const BATCH = 256;
+const CROWD = 10_000;
+
+const s16 = 'sixteen bytes ok';
+const s1k = 'k'.repeat(1024);
+const s1m = 'm'.repeat(1 << 20);
+const u16 = new TextEncoder().encode(s16);
+const u1m = new TextEncoder().encode(s1m);
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+const now = () => performance.now();
+
+type Scope = Record<string, unknown>;
+
+/** Compiles `source` (a function body returning the task) with `scope`'s entries as its free variables. */
+function compile<T>(scope: Scope, source: string): T {
+  const names = Object.keys(scope);
+  const make = new Function(...names, `'use strict';\n${source}`) as (...args: unknown[]) => T;
+  return make(...names.map((n) => scope[n]));
+}
+
+/** `body` run `batch` times per sample. */
+const loop = (batch: number, scope: Scope, body: string) =>
+  compile<() => void>(scope, `return function task() { for (let i = 0; i < ${batch}; i++) { ${body}; } };`);
+
+/** `body` run `batch` times per sample, each in its own job (an await between them). */
+const loopPerJob = (batch: number, scope: Scope, body: string) =>
+  compile<() => Promise<void>>(
+    scope,
+    `return async function task() { for (let i = 0; i < ${batch}; i++) { ${body}; await null; } };`,
+  );
+
+interface Entry {
+  key: string;
+  batch: number;
+  note?: string;
+}
+const entries = new Map<string, Entry>();
+const skipped: SuiteResult['skipped'] = [];
+/** Releases what the tasks shared (strings, registrations), after the run. */
+const cleanup: (() => void)[] = [];
+
+interface AddOptions {
+  /** Fail the run unless the task leaves this backend's ledger (live strings and registrations) where it found it. */
+  ledger?: Backend;
+  /** Runs before each phase (warm-up, run) of the task. */
+  before?: () => void;
+  /** Runs after the timed phase: checks what the task did and returns a note for the record. */
+  after?: () => string | undefined;
+}
+
+/** `--only=a,b`: measure just these rows (for profiling one operation). */
+const only = flags.find((f) => f.startsWith('--only='))?.slice(7).split(',');
+
+function add(key: string, batch: number, fn: () => unknown, options: AddOptions = {}): void {
+  if (only && !only.includes(key)) return;
+  const isAsync = fn.constructor.name === 'AsyncFunction';
+  const entry: Entry = { key, batch };
+  let before: ReturnType<Backend['stats']> | undefined;
+  bench.add(key, fn as () => void, {
+    async: isAsync,
+    beforeAll() {
+      // A full collection before each phase of each task, so one task's garbage is not billed to the next.
+      gc!();
+      before = options.ledger?.stats();
+      options.before?.();
+    },
+    afterAll(mode) {
+      const b = options.ledger;
+      const notes: string[] = [];
+      if (b && before) {
+        const after = b.stats();
+        const strings = after.strings.live - before.strings.live;
+        const handlers = after.handlers.live - before.handlers.live;
+        if (strings !== 0 || handlers !== 0) {
+          throw new Error(`${b.name} ${key}: the task left ${strings} strings and ${handlers} registrations live`);
+        }
+        notes.push(
+          `ledger back to baseline after ${after.strings.allocated - before.strings.allocated} strings and ${
+            after.handlers.registered - before.handlers.registered
+          } registrations`,
+        );
+      }
+      if (mode === 'run') {
+        const note = options.after?.();
+        if (note) notes.push(note);
+        entry.note = notes.join('; ');
+      }
+    },
+  });
+  entries.set(key, entry);
+}
+
+async function gcUntil(done: () => boolean, rounds = 50): Promise<boolean> {
+  for (let i = 0; i < rounds && !done(); i++) {
+    gc!();
+    await yieldToLoop();
+  }
+  return done();
+}
+
+function addBackend(b: Backend): void {
+  const raw = b.raw;
+  const explicit = (key: string, batch: number, fn: () => unknown) => add(key, batch, fn, { ledger: b });
+
+  explicit('call', BATCH, loop(BATCH, { raw }, 'raw.noop()'));
+  explicit('raw-16', BATCH, loop(BATCH, { raw, s16 }, 'raw.free_string(raw.print_and_return(s16))'));
+  explicit('public-16', BATCH, loop(BATCH, { b, s16 }, 'b.printAndReturn(s16).free()'));
+  explicit('public-1k', BATCH, loop(BATCH, { b, s1k }, 'b.printAndReturn(s1k).free()'));
+  explicit('public-1m', 4, loop(4, { b, s1m }, 'b.printAndReturn(s1m).free()'));
+  explicit('raw-16-job', 64, loopPerJob(64, { raw, s16 }, 'raw.free_string(raw.print_and_return(s16))'));
+  explicit('public-16-job', 64, loopPerJob(64, { b, s16 }, 'b.printAndReturn(s16).free()'));
+  // Made in one job, freed in the next: by then the fallback has registered each (and free() unregisters it).
+  explicit(
+    'public-16-armed',
+    BATCH,
+    compile({ b, s16 }, `
+      const strings = new Array(${BATCH});
+      return async function task() {
+        for (let i = 0; i < ${BATCH}; i++) strings[i] = b.printAndReturn(s16);
+        await null;
+        for (let i = 0; i < ${BATCH}; i++) strings[i].free();
+      };`),
+  );
+
+  // Never freed: the FinalizationRegistry releases each after GC. The yield per batch lets its callbacks run, inside
+  // the timed window, so the figure is the whole cost of the fallback, collection included. The note (set at the end
+  // of the run, after a bounded gc loop) says whether the registry released every one.
+  add(
+    'fallback-16',
+    BATCH,
+    compile({ b, s16, yieldToLoop }, `
+      return async function task() {
+        for (let i = 0; i < ${BATCH}; i++) b.printAndReturn(s16);
+        await yieldToLoop();
+      };`),
+  );
+
+  // The first view() of a string creates its external ArrayBuffer; making and freeing the strings is not timed.
+  // Before the timed part both sizes sweep the same 8 MiB of memory: copying 8 × 1 MiB in the setup alone leaves the
+  // caches cold, which made the 1 MiB views ~2 µs slower than the 16 B ones for reasons that have nothing to do with
+  // their size (a 16 B view after the same sweep costs the same). So the two rows differ in size only.
+  const sweep = new Uint8Array(8 << 20);
+  const firstView = (key: string, input: Uint8Array, batch: number) =>
+    explicit(
+      key,
+      batch,
+      compile({ b, input, now, sweep }, `
+        const strings = new Array(${batch});
+        let round = 0;
+        return function task() {
+          const start = now();
+          for (let i = 0; i < ${batch}; i++) strings[i] = b.printAndReturn(input);
+          sweep.fill(round++ & 255);
+          const t0 = now();
+          for (let i = 0; i < ${batch}; i++) strings[i].view();
+          const t1 = now();
+          for (let i = 0; i < ${batch}; i++) strings[i].free();
+          return { overriddenDuration: t1 - t0, overriddenIterationCost: now() - start };
+        };`),
+    );
+  // 8 at a time: with 32, the 32 MiB of strings plus the 32 MiB their views add to V8's external memory crossed its
+  // 64 MiB soft limit every round, and the task measured a full collection every 64 views (~90 µs a view).
+  firstView('view-first-16', u16, 8);
+  firstView('view-first-1m', u1m, 8);
+
+  const small = b.printAndReturn(s16);
+  const big = b.printAndReturn(s1m);
+  small.view();
+  big.view();
+  add('view-16', BATCH, loop(BATCH, { small }, 'small.view()'));
+  add('view-1m', BATCH, loop(BATCH, { big }, 'big.view()'));
+  add('tostring-16', BATCH, loop(BATCH, { small }, 'small.toString()'));
+  add('tostring-1m', 4, loop(4, { big }, 'big.toString()'));
+  cleanup.push(() => void small.free(), () => void big.free());
+
+  // Subscriptions: the callback counts its calls; after the task they must equal the sum of what send() returned.
+  let delivered = 0;
+  const callback = () => void delivered++;
+  const one = b.handler('bench-1', callback);
+  const ten = Array.from({ length: 10 }, () => b.handler('bench-10', callback));
+  const tally = { returned: 0 };
+  const reset = () => {
+    delivered = 0;
+    tally.returned = 0;
+  };
+  const deliveries = (handlers: number) => () => {
+    if (delivered !== tally.returned || delivered % handlers !== 0) {
+      throw new Error(`${b.name}: send() reported ${tally.returned} deliveries, the callbacks counted ${delivered}`);
+    }
+    return `${delivered} deliveries, as send() reported`;
+  };
+  const sending = (key: string, handlers: number, body: string, scope: Scope) =>
+    add(key, BATCH, loop(BATCH, { ...scope, tally }, `tally.returned += ${body}`), {
+      before: reset,
+      after: deliveries(handlers),
+    });
+  sending('send-1-raw', 1, `raw.send('bench-1', 'hello')`, { raw });
+  sending('send-1', 1, `b.send('bench-1', 'hello')`, { b });
+  sending('send-10', 10, `b.send('bench-10', 'hello')`, { b });
+  cleanup.push(() => {
+    one.cancel();
+    for (const sub of ten) sub.cancel();
+  });
+  explicit('churn-raw', BATCH, loop(BATCH, { raw, callback }, `raw.cancel(raw.handler('churn', callback))`));
+  explicit('churn', BATCH, loop(BATCH, { b, callback }, `b.handler('churn', callback).cancel()`));
+  // Cancel with many registrations on one dest (10,000, made untimed), oldest first and newest first: what a
+  // fallback sweep of dropped subscriptions, or a topic's subscribers leaving in order, costs per cancel.
+  const crowd = (key: string, order: 'oldest' | 'newest') =>
+    explicit(
+      key,
+      CROWD,
+      compile({ b, callback, now }, `
+        const subs = new Array(${CROWD});
+        return function task() {
+          const start = now();
+          for (let i = 0; i < ${CROWD}; i++) subs[i] = b.handler('crowd', callback);
+          const t0 = now();
+          ${order === 'oldest' ? `for (let i = 0; i < ${CROWD}; i++) subs[i].cancel();` : `for (let i = ${CROWD} - 1; i >= 0; i--) subs[i].cancel();`}
+          const t1 = now();
+          return { overriddenDuration: t1 - t0, overriddenIterationCost: now() - start };
+        };`),
+    );
+  crowd('cancel-crowd-oldest', 'oldest');
+  crowd('cancel-crowd-newest', 'newest');
+
+  // Native-thread delivery (issue 4), measured once both the public method and the built addon have it.
+  const hasPost = typeof (b as { post?: unknown }).post === 'function';
+  const rawHasPost = typeof (raw as { post?: unknown }).post === 'function';
+  if (!hasPost || !rawHasPost) {
+    const why = !hasPost ? 'backend.post() does not exist' : 'the built addon has no post export (rebuild after issue 4 lands)';
+    skipped.push({ key: 'post-1', why: `${b.name}: ${why}` });
+  } else {
+    let posted = 0;
+    const sub = b.handler('bench-post', () => void posted++);
+    cleanup.push(() => void sub.cancel());
+    add(
+      'post-1',
+      BATCH,
+      compile({ b }, `
+        const pending = new Array(${BATCH});
+        return async function task() {
+          for (let i = 0; i < ${BATCH}; i++) pending[i] = b.post('bench-post', 'hello');
+          await Promise.all(pending);
+        };`),
+      { after: () => `${posted} posted messages delivered` },
+    );
+  }
+}
+
+function addPlainJs(): void {
+  const ab16 = new ArrayBuffer(16);
+  const ab1m = new ArrayBuffer(1 << 20);
+  const decoder = new TextDecoder();
+  add('call', BATCH, compile({}, `
+    function f(x) { return x; }
+    return function task() { for (let i = 0; i < ${BATCH}; i++) f(i); };`));
+  add('public-16', BATCH, loop(BATCH, { Buffer, s16 }, 'Buffer.from(s16)'));
+  add('public-1k', BATCH, loop(BATCH, { Buffer, s1k }, 'Buffer.from(s1k)'));
+  add('public-1m', 4, loop(4, { Buffer, s1m }, 'Buffer.from(s1m)'));
+  add('raw-16-job', 64, loopPerJob(64, {}, ''));
+  // What the fallback pays per job to arm itself (src/fallback.ts uses queueMicrotask), and the V8-native alternative.
+  {
+    let ran = 0;
+    const arm = () => void ran++;
+    const resolved = Promise.resolve();
+    add('job-queue-microtask', 64, loopPerJob(64, { arm }, 'queueMicrotask(arm)'));
+    add('job-then', 64, loopPerJob(64, { arm, resolved }, 'resolved.then(arm)'), { after: () => `${ran} scheduled calls ran` });
+  }
+  {
+    const registry = new FinalizationRegistry<number>(() => {});
+    add('public-16-armed', BATCH, compile({ registry }, `
+      const tokens = new Array(${BATCH});
+      return async function task() {
+        for (let i = 0; i < ${BATCH}; i++) { const o = { i }; registry.register(o, i, o); tokens[i] = o; }
+        await null;
+        for (let i = 0; i < ${BATCH}; i++) registry.unregister(tokens[i]);
+      };`));
+  }
+  {
+    let finalized = 0;
+    const registry = new FinalizationRegistry<number>(() => void finalized++);
+    add('fallback-16', BATCH, compile({ registry, yieldToLoop }, `
+      return async function task() {
+        for (let i = 0; i < ${BATCH}; i++) registry.register({ i }, i);
+        await yieldToLoop();
+      };`), { after: () => `${finalized} finalized so far` });
+  }
+  add('view-first-16', BATCH, loop(BATCH, { ab16 }, 'new Uint8Array(ab16)'));
+  add('view-first-1m', BATCH, loop(BATCH, { ab1m }, 'new Uint8Array(ab1m)'));
+  add('tostring-16', BATCH, loop(BATCH, { decoder, u16 }, 'decoder.decode(u16)'));
+  add('tostring-1m', 4, loop(4, { decoder, u1m }, 'decoder.decode(u1m)'));
+  const ee = new EventEmitter();
+  ee.setMaxListeners(20);
+  const callback = () => {};
+  ee.on('bench-1', callback);
+  for (let i = 0; i < 10; i++) ee.on('bench-10', callback);
+  add('send-1', BATCH, loop(BATCH, { ee }, `ee.emit('bench-1', 'hello')`));
+  add('send-10', BATCH, loop(BATCH, { ee }, `ee.emit('bench-10', 'hello')`));
+  add('churn', BATCH, loop(BATCH, { ee, callback }, `ee.on('churn', callback); ee.off('churn', callback)`));
+}
+
+/** Both backends through the same call sites, as in a program that uses both. */
+function addMixed(): void {
+  const raws = [cpp.raw, rust.raw];
+  const bs = [cpp, rust];
+  add('mixed-call', BATCH, loop(BATCH, { raws }, 'raws[i & 1].noop()'));
+  add('mixed-public-16', BATCH, loop(BATCH, { bs, s16 }, 'bs[i & 1].printAndReturn(s16).free()'));
+}
+
+if (suite === 'js') addPlainJs();
+else if (suite === 'mixed') addMixed();
+else addBackend(suite === 'cpp' ? cpp : rust);
+
+await bench.run();
+for (const release of cleanup) release();
+
+const rows: Measured[] = [];
+for (const task of bench.tasks) {
+  const r = task.result;
+  if (r.state !== 'completed') {
+    throw new Error(`${suite} ${task.name}: ${r.state} ${'error' in r ? String(r.error?.stack ?? r.error) : ''}`);
+  }
+  const { batch } = entries.get(task.name)!;
+  const perOp = (ms: number) => (ms * 1e6) / batch;
+  rows.push({
+    key: task.name,
+    suite,
+    batch,
+    mean: perOp(r.latency.mean),
+    p50: perOp(r.latency.p50),
+    min: perOp(r.latency.min),
+    p99: perOp(r.latency.p99),
+    rme: r.latency.rme,
+    samples: r.latency.samplesCount,
+    ...(entries.get(task.name)!.note ? { note: entries.get(task.name)!.note! } : {}),
+  });
+}
+
+// The fallback task's strings: every one must be released by the registry once collected.
+if (suite === 'cpp' || suite === 'rust') {
+  const b = suite === 'cpp' ? cpp : rust;
+  const ok = await gcUntil(() => b.stats().strings.live === 0 && b.stats().handlers.live === 0);
+  const s = b.stats();
+  const row = rows.find((r) => r.key === 'fallback-16');
+  if (row) row.note = `${s.strings.finalized} finalized by the registry; live after gc: ${s.strings.live}`;
+  if (!ok) throw new Error(`${suite}: after the run ${JSON.stringify(s)} — something is still live`);
+}
+
+const result: SuiteResult = { suite, node: process.version, rows, skipped };
+writeFileSync(outPath, JSON.stringify(result));
