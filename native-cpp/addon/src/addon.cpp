@@ -19,6 +19,7 @@
 #include "handle_table.hpp"
 #include "napi_ownership/cpp_core.h"
 #include "napi_ownership/cpp_trace.hpp"
+#include "posts.hpp"
 #include "state.hpp"
 #include "subscriptions.hpp"
 
@@ -236,6 +237,8 @@ Napi::Value stats(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("strings", strings);
   result.Set("handlers", handler_stats(env, state));
+  result.Set("posts", post_stats(env, state));
+  result.Set("producers", producer_stats(env, state));
   return result;
 }
 
@@ -247,9 +250,13 @@ void noop(const Napi::CallbackInfo&) {}
 // reported to JS, the ledger or V8 (the isolate's external-memory count goes away with it). Deleting the state also
 // cancels every live subscription, frees its boxes (deleting the references to the functions), and then frees the
 // dispatcher (see AddonState's member order); no callback runs.
+// By now the teardown hook (posts.cpp) has stopped the producers, joined the worker and aborted the threadsafe
+// function, and Node has handed every item still queued to call_js with a null env; what is left of native-thread
+// delivery here is the references of promises that will never settle.
 void finalize_state(Napi::Env env, AddonState* state) {
   state->strings.for_each_live([env](StringEntry& entry) { release_view(env, entry.view, /*detach=*/false); });
   delete_reference(env, state->mark_untransferable);
+  release_delivery_references(env, *state);
   delete state;
 }
 
@@ -280,7 +287,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto state = std::make_unique<AddonState>(env_id, std::move(dispatcher));
   state->mark_untransferable = find_mark_untransferable(env);
   env.SetInstanceData<AddonState, finalize_state>(state.get());
-  (void)state.release();  // owned by Node-API now; finalize_state deletes it at teardown
+  AddonState& kept = *state.release();  // owned by Node-API now; finalize_state deletes it at teardown
+  init_delivery(env, kept);  // the threadsafe function, then the teardown hook that must run before its cleanup
 
   exports.Set("print_and_return", Napi::Function::New<print_and_return>(env, "print_and_return"));
   exports.Set("free_string", Napi::Function::New<free_string>(env, "free_string"));
@@ -291,6 +299,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New<stats>(env, "stats"));
   exports.Set("noop", Napi::Function::New<noop>(env, "noop"));
   add_subscription_exports(env, exports);
+  add_post_exports(env, exports);
   return exports;
 }
 

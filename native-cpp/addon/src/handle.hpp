@@ -2,7 +2,7 @@
 //
 //   bit 52 ........ 45 | 44 .. 41 | 40 ........ 22 | 21 ......... 0
 //         env (8)       | tag (4)  | generation(19) |  slot (22)
-//   tag = backend << 2 | kind       backend: cpp = 1, rust = 2     kind: string = 1, subscription = 2
+//   tag = backend << 2 | kind       backend: cpp = 1, rust = 2     kind: string = 1, subscription = 2, producer = 3
 //
 // A handle is a JS number (an integer below 2^53): it names a slot, it is not a pointer and cannot be dereferenced.
 #pragma once
@@ -29,13 +29,15 @@ inline constexpr std::uint32_t kRetiredGeneration = (std::uint32_t{1} << kGenera
 inline constexpr std::uint32_t kMaxEnvId = (std::uint32_t{1} << kEnvBits) - 1;  // env ids run 1 .. 255
 
 enum class Backend : std::uint32_t { kCpp = 1, kRust = 2 };
-enum class Kind : std::uint32_t { kString = 1, kSubscription = 2 };
+enum class Kind : std::uint32_t { kString = 1, kSubscription = 2, kProducer = 3 };
 
 inline constexpr Backend kThisBackend = Backend::kCpp;
 inline constexpr Backend kOtherBackend = Backend::kRust;
 
 constexpr const char* backend_name(Backend b) noexcept { return b == Backend::kCpp ? "cpp" : "rust"; }
-constexpr const char* kind_name(Kind k) noexcept { return k == Kind::kString ? "string" : "subscription"; }
+constexpr const char* kind_name(Kind k) noexcept {
+  return k == Kind::kString ? "string" : k == Kind::kSubscription ? "subscription" : "producer";
+}
 
 struct Fields {
   std::uint32_t env;
@@ -66,7 +68,8 @@ constexpr Fields decode(std::uint64_t h) noexcept {
 }
 
 static_assert(decode(encode(255, Backend::kCpp, Kind::kString, kRetiredGeneration - 1, kSlotCount - 1)).env == 255);
-static_assert(encode(255, Backend::kRust, Kind::kSubscription, kRetiredGeneration, kSlotCount - 1) < kLimit);
+static_assert(encode(255, Backend::kRust, Kind::kProducer, kRetiredGeneration, kSlotCount - 1) < kLimit);
+static_assert(decode(encode(7, Backend::kCpp, Kind::kProducer, 3, 9)).kind == 3);
 static_assert(encode(1, Backend::kCpp, Kind::kString, 1, 0) ==
               (std::uint64_t{1} << 45 | std::uint64_t{0b0101} << 41 | std::uint64_t{1} << 22));
 

@@ -3,11 +3,14 @@
 
 #include <node_api.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 
+#include "delivery.hpp"
 #include "handle_table.hpp"
 #include "napi_ownership/cpp_core.h"
 #include "napi_ownership/dispatcher.h"
@@ -92,6 +95,23 @@ struct AddonState {
   HandleTable<SubscriptionEntry> subscriptions;
   HandlerLedger handlers;
   SendFrame* send_frame = nullptr;  // the innermost send() in progress (a stack through SendFrame::outer)
+
+  // Native-thread delivery (delivery.hpp, posts.cpp). `producers` is declared after `dispatcher`, so destroyed before
+  // it: a producer posts to the dispatcher until producer_free has joined it.
+  HandleTable<ProducerEntry> producers;
+  ProducerLedger producer_ledger;
+  PostLedger posts;
+  DeliveryTsfn tsfn;  // this environment's threadsafe function; aborted by the teardown hook, then Node's to delete
+  std::atomic<bool> tsfn_closed{false};          // set by the teardown hook: nothing may be queued any more
+  std::atomic<std::uint64_t> tsfn_items{0};      // items queued on the threadsafe function, not yet taken by call_js
+  WorkerBatch worker_batch;                      // the worker thread's only (see WorkerBatch)
+  // JS thread only:
+  std::uint32_t loop_holds = 0;  // pending posts + unfinished producers; the threadsafe function is ref'd while > 0
+  std::unordered_map<std::uint64_t, PendingPromise> promises;  // by token: post()s and producers' `done`
+  std::uint64_t next_token = 1;
+  napi_ref promise_constructor = nullptr;  // the realm's Promise, as it was when the addon loaded
+  napi_ref promise_executor = nullptr;     // a native executor that fills `promise_sink`
+  PendingPromise* promise_sink = nullptr;  // where that executor puts (resolve, reject), during new_promise only
 };
 
 }  // namespace napi_ownership

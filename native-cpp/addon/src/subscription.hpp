@@ -11,6 +11,7 @@
 
 #include <napi.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,10 @@ struct CallbackBox {
   Napi::FunctionReference function;  // deleted with the box: then the function is collectable again
   napi_env env;
   AddonState* state;  // the environment's state; outlives every box (teardown frees the boxes first)
+  // The subscription's handle, published by handler() once the slot holds the box (0 until then). The dispatcher's
+  // worker reads it in the trampoline and queues the NUMBER, never this box: the box may be freed (cancel) before the
+  // JS thread gets to the item, and the handle's generation then says "released".
+  std::atomic<std::uint64_t> handle{0};
 };
 
 // One registration with the dispatcher. Destroying it cancels it (dispatcher_cancel), unless it was already cancelled

@@ -20,6 +20,7 @@
 #include "errors.hpp"
 #include "handle.hpp"
 #include "napi_ownership/dispatcher.h"
+#include "posts.hpp"
 #include "state.hpp"
 #include "subscription.hpp"
 #include "subscriptions.hpp"
@@ -33,13 +34,20 @@ using SubscriptionKey = HandleTable<SubscriptionEntry>::Key;
 // The DispatcherCallback of every subscription: calls the boxed JS function with (message), `this` undefined.
 // It must not throw into the core (noexcept, and nothing here throws), and it must not touch its box once the JS call
 // has returned: the callback may have cancelled its own subscription, which freed the box and the FFIWrapper.
+//
+// Off the JS thread (the dispatcher's worker delivering a post) no JS may run: the trampoline notes the subscription's
+// HANDLE in the worker's batch, which on_delivered queues on the threadsafe function (posts.cpp). It never waits for
+// the JS thread, so a cancel there (which waits for this call to return) cannot deadlock.
 void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
   const CallbackBox* box = static_cast<const CallbackBox*>(self);  // borrowed from the slot, for this call only
   AddonState* const state = box->state;
   const napi_env env = box->env;
-  // Only this environment's own send() runs callbacks on its JS thread. (A send from another thread would need a
-  // thread-safe function to reach JS; issue 4.)
-  if (std::this_thread::get_id() != state->js_thread) return;
+  if (std::this_thread::get_id() != state->js_thread) {
+    const std::uint64_t handle = box->handle.load(std::memory_order_acquire);
+    // 0: handler() has not returned yet (the slot is being filled); the message counts as sent before it registered.
+    if (handle != 0) note_worker_delivery(*state, handle, msg);
+    return;
+  }
   SendFrame* const frame = state->send_frame;
 
   napi_value function = nullptr;
@@ -104,8 +112,9 @@ Napi::Value handler(const Napi::CallbackInfo& info) {
   try {
     // Seed 000's boxes. Owned here until the table takes them; any throw below frees them (and cancels the
     // registration, if it was made) on the way out.
-    auto box = std::make_unique<CallbackBox>(
-        CallbackBox{Napi::Persistent(info[1].As<Napi::Function>()), env, &state});  // strong reference: the "mark"
+    std::unique_ptr<CallbackBox> box(
+        new CallbackBox{Napi::Persistent(info[1].As<Napi::Function>()), env, &state});  // strong reference: the "mark"
+    CallbackBox* const published = box.get();
     auto wrapper = std::make_unique<FFIWrapper>(FFIWrapper{trampoline, box.get()});
     std::string dest_copy(dest.c_str(), dest.length());
     // The dispatcher borrows `wrapper` (and through it `box`) from here until dispatcher_cancel returns.
@@ -116,6 +125,10 @@ Napi::Value handler(const Napi::CallbackInfo& info) {
     key = state.subscriptions.insert(std::move(entry));  // the slot owns all three from here
     // Refused (table full): `entry` still owns them, and cancels and frees them as this scope ends.
     if (!key) errors::throw_table_full(env, Kind::kSubscription);
+    // The worker may already be inside the trampoline; from here on it queues this handle for the JS thread.
+    published->handle.store(handle::encode(state.env_id, handle::kThisBackend, Kind::kSubscription, key->generation,
+                                           key->slot),
+                            std::memory_order_release);
   } catch (const std::bad_alloc&) {
     errors::throw_subscription_alloc(env);
   }
@@ -181,7 +194,9 @@ Napi::Value send(const Napi::CallbackInfo& info) {
   return Napi::Value(env, result);
 }
 
-// shutdown(): cancels every registration of this environment (counted as cancelled), then dispatcher_shutdown.
+// shutdown(): cancels every registration of this environment (counted as cancelled), then dispatcher_shutdown, which
+// also joins the worker and discards the posts it had not delivered: their promises resolve with 0 (no callback ran).
+// Producers keep running (their next post restarts the worker).
 Napi::Value shutdown(const Napi::CallbackInfo& info) {
   AddonState& state = state_of(info);
   // Each entry is destroyed as take_each hands it over: dispatcher_cancel, then its boxes and reference.

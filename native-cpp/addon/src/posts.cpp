@@ -1,0 +1,487 @@
+// The native-thread delivery exports of docs/raw-contract.md ("Native-thread delivery"): post, produce,
+// producer_stop, finalize_producer, producer_active, over this environment's dispatcher worker and one threadsafe
+// function. Ownership of what travels is laid out in delivery.hpp.
+//
+// Threads. The dispatcher's worker runs the subscription trampolines, which only note a handle in the WorkerBatch, and
+// then on_delivered, which queues one item per message (NonBlockingCall on an unbounded queue: it never waits). The
+// producers' threads post and call on_finished, which may queue the "finished" item. None of them ever waits for the
+// JS thread, so a cancel() on the JS thread, which waits for the worker to leave the very callback it cancels
+// (dispatcher_cancel), cannot deadlock; and producer_stop, which joins a producer thread, cannot either.
+//
+// "No callback after cancel() returned true": the worker's items name subscriptions by handle; call_js looks each one
+// up just before calling it, and cancel() released the slot (its generation moved on) before returning.
+#include "posts.hpp"
+
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "args.hpp"
+#include "binding.hpp"
+#include "delivery.hpp"
+#include "errors.hpp"
+#include "handle.hpp"
+#include "handle_table.hpp"
+#include "napi_ownership/dispatcher.h"
+#include "state.hpp"
+#include "subscription.hpp"
+
+namespace napi_ownership {
+
+void free_item(Item* item) noexcept {
+  if (item == nullptr) return;
+  if (item->type == Item::Type::kMessage) {
+    delete static_cast<MessageItem*>(item);  // and its message copy and handle list
+  } else {
+    delete static_cast<ProducerRun*>(item);
+  }
+}
+
+namespace {
+
+using handle::Kind;
+using ProducerKey = HandleTable<ProducerEntry>::Key;
+
+// ---- promises (see PendingPromise) ---------------------------------------------------------------------------------
+
+// The executor given to `new Promise(executor)`: keeps (resolve, reject) by strong references in the state's sink.
+napi_value capture_executor(napi_env env, napi_callback_info info) {
+  std::size_t argc = 2;
+  napi_value argv[2] = {nullptr, nullptr};
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok || argc < 2) return nullptr;
+  PendingPromise* sink = static_cast<AddonState*>(data)->promise_sink;
+  if (sink == nullptr) return nullptr;  // not called by new_promise (someone got hold of the executor): nothing to do
+  if (napi_create_reference(env, argv[0], 1, &sink->resolve) != napi_ok) sink->resolve = nullptr;
+  if (napi_create_reference(env, argv[1], 1, &sink->reject) != napi_ok) sink->reject = nullptr;
+  return nullptr;
+}
+
+void drop_promise(napi_env env, PendingPromise& promise) noexcept {
+  if (promise.resolve != nullptr) (void)napi_delete_reference(env, promise.resolve);
+  if (promise.reject != nullptr) (void)napi_delete_reference(env, promise.reject);
+  promise.resolve = promise.reject = nullptr;
+}
+
+napi_value reference_value(napi_env env, napi_ref ref) {
+  napi_value value = nullptr;
+  check(env, napi_get_reference_value(env, ref, &value));
+  if (value == nullptr) throw Napi::Error::New(env, "napi-ownership: a promise helper was collected");
+  return value;
+}
+
+// A new promise; `out` receives its resolve/reject references (owned by the caller from here: settle or drop them).
+napi_value new_promise(napi_env env, AddonState& state, PendingPromise& out) {
+  const napi_value constructor = reference_value(env, state.promise_constructor);
+  const napi_value executor = reference_value(env, state.promise_executor);
+  napi_value promise = nullptr;
+  state.promise_sink = &out;
+  const napi_status status = napi_new_instance(env, constructor, 1, &executor, &promise);
+  state.promise_sink = nullptr;
+  if (status != napi_ok || out.resolve == nullptr || out.reject == nullptr) {
+    drop_promise(env, out);
+    check(env, status);
+    throw Napi::Error::New(env, "napi-ownership: could not keep the promise's resolve/reject");
+  }
+  return promise;
+}
+
+// Registers `promise` under a fresh token (the map owns its references from here). Throws ERR_NATIVE_ALLOC, after
+// dropping the references, if the map cannot grow.
+std::uint64_t keep_promise(napi_env env, AddonState& state, PendingPromise& promise, const char* what) {
+  const std::uint64_t token = state.next_token++;
+  try {
+    state.promises.emplace(token, promise);
+  } catch (...) {  // std::bad_alloc
+    drop_promise(env, promise);
+    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", std::string("could not allocate ") + what);
+  }
+  return token;
+}
+
+// Resolves (ok) or rejects the promise of `token` with `value` and deletes its references. Never throws.
+void settle(napi_env env, AddonState& state, std::uint64_t token, bool ok, napi_value value) noexcept {
+  const auto found = state.promises.find(token);
+  if (found == state.promises.end()) return;
+  PendingPromise promise = found->second;  // the references are ours now
+  state.promises.erase(found);
+  napi_value function = nullptr, receiver = nullptr;
+  if (value != nullptr && napi_get_reference_value(env, ok ? promise.resolve : promise.reject, &function) == napi_ok &&
+      function != nullptr && napi_get_undefined(env, &receiver) == napi_ok) {
+    (void)napi_call_function(env, receiver, function, 1, &value, nullptr);  // resolve/reject do not throw
+  }
+  drop_promise(env, promise);
+}
+
+// ---- the event loop: ref'd while a post is pending or a producer has not finished -----------------------------------
+
+void hold_loop(napi_env env, AddonState& state) noexcept {
+  if (state.loop_holds++ == 0) (void)napi_ref_threadsafe_function(env, state.tsfn);
+}
+
+void release_loop(napi_env env, AddonState& state) noexcept {
+  if (state.loop_holds != 0 && --state.loop_holds == 0) (void)napi_unref_threadsafe_function(env, state.tsfn);
+}
+
+// ---- off the JS thread: queueing items -------------------------------------------------------------------------
+
+// Hands `item` to the threadsafe function (call_js deletes it), or deletes it here once the teardown closed it.
+void enqueue(AddonState& state, Item* item) noexcept {
+  if (!state.tsfn_closed.load(std::memory_order_acquire)) {
+    state.tsfn_items.fetch_add(1, std::memory_order_relaxed);
+    if (state.tsfn.NonBlockingCall(item) == napi_ok) return;  // unbounded queue: never napi_queue_full
+    state.tsfn_items.fetch_sub(1, std::memory_order_relaxed);
+  }
+  free_item(item);  // nobody will process it: no JS runs any more
+}
+
+// The worker's batch for the message just delivered moves into its item (on the worker thread).
+void take_batch(AddonState& state, MessageItem& item) noexcept {
+  WorkerBatch& batch = state.worker_batch;
+  item.message.swap(batch.message);
+  item.handles.swap(batch.handles);
+  batch.message.clear();
+  batch.handles.clear();
+}
+
+// on_delivered of post(): `ctx` is the MessageItem post() allocated. On the worker (or, -1, on a shutting-down thread).
+void on_post_delivered(void* ctx, std::int32_t delivered) noexcept {
+  MessageItem* const item = static_cast<MessageItem*>(ctx);
+  AddonState& state = *item->state;
+  item->delivered = delivered;
+  if (delivered >= 0) take_batch(state, *item);
+  enqueue(state, item);
+}
+
+// on_delivered of a producer's posts: `ctx` is its ProducerRun.
+void on_produced_delivered(void* ctx, std::int32_t delivered) noexcept {
+  ProducerRun* const run = static_cast<ProducerRun*>(ctx);
+  AddonState& state = *run->state;  // read now: once the balance is updated, `run` may belong to another thread
+  MessageItem* const item = new (std::nothrow) MessageItem(&state, 0);
+  if (item != nullptr) {
+    item->delivered = delivered;
+    if (delivered >= 0) take_batch(state, *item);
+    enqueue(state, item);
+  } else if (delivered >= 0) {  // out of memory: these deliveries are dropped; the batch is emptied for the next one
+    state.worker_batch.message.clear();
+    state.worker_batch.handles.clear();
+  }
+  if (run->balance.fetch_sub(1, std::memory_order_acq_rel) == 1) enqueue(state, run);  // the last one: finished
+}
+
+// on_finished of a producer, on its own thread: `ctx` is its ProducerControl (alive until producer_free joined).
+void on_producer_finished(void* ctx, std::uint32_t posted) noexcept {
+  ProducerControl* const control = static_cast<ProducerControl*>(ctx);
+  ProducerRun* const run = control->run;
+  AddonState& state = *run->state;
+  control->posting.store(false, std::memory_order_release);
+  run->posted = posted;
+  const std::int64_t before = run->balance.fetch_add(posted, std::memory_order_acq_rel);
+  if (before + static_cast<std::int64_t>(posted) == 0) enqueue(state, run);  // every post already told
+}
+
+// ---- on the JS thread: call_js ---------------------------------------------------------------------------------
+
+// Calls the live subscriptions of one delivered message, then settles its post (or, for a producer's message, raises
+// what its callbacks threw as uncaught exceptions: nobody awaits a producer's messages one by one).
+void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
+  napi_value receiver = nullptr;
+  napi_value message = nullptr;
+  std::vector<napi_value> thrown;  // in this call's handle scope; allocates only once something throws
+  std::size_t unrecorded = 0;
+  std::uint32_t ran = 0;
+  if (napi_get_undefined(env, &receiver) == napi_ok) {
+    for (const std::uint64_t h : item.handles) {
+      const handle::Fields fields = handle::decode(h);
+      SubscriptionEntry* const entry = state.subscriptions.find({fields.slot, fields.generation});
+      if (entry == nullptr) {  // cancelled (or finalized, or shut down) since the worker called its trampoline
+        ++state.posts.skipped;
+        continue;
+      }
+      napi_value function = nullptr;
+      if (napi_get_reference_value(env, entry->box->function, &function) != napi_ok || function == nullptr) continue;
+      if (message == nullptr &&
+          napi_create_string_utf8(env, item.message.data(), item.message.size(), &message) != napi_ok) {
+        break;
+      }
+      // `entry` is not used below: the callback may cancel its own subscription (or any other).
+      if (napi_call_function(env, receiver, function, 1, &message, nullptr) == napi_ok) {
+        ++ran;
+        continue;
+      }
+      bool pending = false;
+      napi_value error = nullptr;
+      if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) break;  // JS can no longer run
+      if (napi_get_and_clear_last_exception(env, &error) != napi_ok) break;
+      ++ran;  // it ran, and threw
+      try {
+        thrown.push_back(error);
+      } catch (...) {
+        ++unrecorded;  // std::bad_alloc: still counted in the AggregateError's message
+      }
+    }
+  }
+  state.posts.delivered += ran;
+
+  if (item.token == 0) {  // a producer's message
+    for (const napi_value error : thrown) (void)napi_fatal_exception(env, error);
+    return;
+  }
+  napi_value outcome = nullptr;
+  bool ok = thrown.empty() && unrecorded == 0;
+  if (ok) {
+    (void)napi_create_uint32(env, ran, &outcome);
+  } else {
+    const auto found = state.promises.find(item.token);
+    const std::string dest = found != state.promises.end() ? found->second.dest : std::string();
+    try {
+      outcome = errors::callbacks_threw(env, thrown.data(), thrown.size(), thrown.size() + unrecorded, dest.data(),
+                                        dest.size());
+    } catch (const Napi::Error& e) {
+      outcome = e.Value();  // could not build the AggregateError: reject with what went wrong instead
+    } catch (...) {
+      outcome = thrown.empty() ? nullptr : thrown[0];
+    }
+  }
+  settle(env, state, item.token, ok, outcome);
+  release_loop(env, state);
+}
+
+void finish(napi_env env, AddonState& state, ProducerRun& run) noexcept {
+  state.posts.posted += run.posted;
+  napi_value posted = nullptr;
+  (void)napi_create_uint32(env, run.posted, &posted);
+  settle(env, state, run.token, true, posted);
+  release_loop(env, state);
+}
+
+}  // namespace
+
+void call_js(Napi::Env env, Napi::Function /*unused*/, AddonState* state, Item* item) {
+  if (static_cast<napi_env>(env) == nullptr) {
+    // Teardown: the threadsafe function is being deleted with items still queued. No JS, no state: just free them.
+    free_item(item);
+    return;
+  }
+  state->tsfn_items.fetch_sub(1, std::memory_order_relaxed);
+  if (item->type == Item::Type::kMessage) {
+    deliver(env, *state, *static_cast<MessageItem*>(item));
+  } else {
+    finish(env, *state, *static_cast<ProducerRun*>(item));
+  }
+  free_item(item);
+}
+
+void note_worker_delivery(AddonState& state, std::uint64_t handle, const char* msg) noexcept {
+  WorkerBatch& batch = state.worker_batch;
+  try {
+    if (batch.handles.empty()) batch.message.assign(msg);
+    batch.handles.push_back(handle);
+  } catch (...) {  // std::bad_alloc: this delivery is dropped (it will not be counted as run)
+  }
+}
+
+namespace {
+
+// ---- teardown ------------------------------------------------------------------------------------------------------
+
+// The environment's cleanup hook, registered after the threadsafe function, so it runs before the threadsafe
+// function's own cleanup. Stops every thread that could still queue an item, then closes the threadsafe function.
+void teardown_delivery(void* arg) {
+  AddonState& state = *static_cast<AddonState*>(arg);
+  // 1. Producers: stop and join each (producer_free); their on_finished may queue their run, still on an open queue.
+  (void)state.producers.take_each([](ProducerEntry&&) {});
+  // 2. The worker: joined; every post it had not delivered is told -1 here, and queued like any other.
+  (void)dispatcher_shutdown(state.dispatcher.get());
+  // 3. Nothing else can queue now. Abort (not release): no queued item may reach JS during cleanup; Node hands each
+  // one to call_js with env == nullptr when it deletes the threadsafe function, right after this hook.
+  state.tsfn_closed.store(true, std::memory_order_release);
+  (void)state.tsfn.Abort();
+}
+
+// ---- the exports -----------------------------------------------------------------------------------------------
+
+// post(dest, message): Promise<number>, settled on the JS thread with how many callbacks ran.
+Napi::Value post(const Napi::CallbackInfo& info) {
+  const napi_env env = info.Env();
+  AddonState& state = state_of(info);
+  Utf8Arg dest;
+  read_dest(env, info[0], dest);
+  Utf8Arg message;
+  read_message(env, info[1], message);
+
+  // Owned here until dispatcher_post accepts it as its ctx; from then on: the dispatcher, the threadsafe function,
+  // call_js (see delivery.hpp).
+  std::unique_ptr<MessageItem> item(new (std::nothrow) MessageItem(&state, 0));
+  PendingPromise promise;
+  try {
+    if (!item) throw std::bad_alloc();
+    promise.dest.assign(dest.c_str(), dest.length());
+  } catch (const std::bad_alloc&) {
+    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not allocate the native post");
+  }
+  const napi_value result = new_promise(env, state, promise);
+  item->token = keep_promise(env, state, promise, "the native post");
+  if (dispatcher_post(state.dispatcher.get(), dest.c_str(), message.c_str(), on_post_delivered, item.get()) != 0) {
+    // -3: the copies or the worker thread: nothing was queued, so nobody will settle the promise: drop it.
+    const auto found = state.promises.find(item->token);
+    drop_promise(env, found->second);
+    state.promises.erase(found);
+    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not queue the native post");
+  }
+  (void)item.release();  // the dispatcher's ctx now
+  state.posts.posted += 1;
+  hold_loop(env, state);
+  return Napi::Value(env, result);
+}
+
+// produce(dest, count, intervalMs): { handle, done }.
+Napi::Value produce(const Napi::CallbackInfo& info) {
+  const napi_env env = info.Env();
+  AddonState& state = state_of(info);
+  Utf8Arg dest;
+  read_dest(env, info[0], dest);
+  const std::uint32_t count = read_uint32(env, info[1], "count", UINT32_MAX);
+  const std::uint32_t interval_ms = read_uint32(env, info[2], "intervalMs", 60000);
+
+  std::unique_ptr<ProducerRun> run(new (std::nothrow) ProducerRun(&state, 0));
+  std::unique_ptr<ProducerControl> control(new (std::nothrow) ProducerControl());
+  PendingPromise promise;
+  try {
+    if (!run || !control) throw std::bad_alloc();
+    promise.dest.assign(dest.c_str(), dest.length());
+  } catch (const std::bad_alloc&) {
+    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not allocate the native producer");
+  }
+  control->run = run.get();
+  const napi_value done = new_promise(env, state, promise);
+  run->token = keep_promise(env, state, promise, "the native producer");
+  auto forget_promise = [&] {
+    const auto found = state.promises.find(run->token);
+    drop_promise(env, found->second);
+    state.promises.erase(found);
+  };
+
+  // The slot first (it owns the control block the thread will use), then the thread.
+  std::optional<ProducerKey> key;
+  try {
+    key = state.producers.insert(ProducerEntry{std::move(control), nullptr});
+  } catch (const std::bad_alloc&) {
+    key.reset();  // (`control` may have been moved from; it is freed either way)
+  }
+  if (!key) {
+    forget_promise();
+    errors::throw_table_full(env, Kind::kProducer);
+  }
+  ProducerEntry& entry = *state.producers.find(*key);
+  DispatcherProducer* const producer =
+      producer_start(state.dispatcher.get(), dest.c_str(), count, interval_ms, on_produced_delivered, run.get(),
+                     on_producer_finished, entry.control.get());
+  if (producer == nullptr) {
+    (void)state.producers.take(*key);  // never started: the slot goes back (its generation moves on)
+    forget_promise();
+    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not start the native producer");
+  }
+  entry.producer.reset(producer);  // the slot owns the thread from here: producer_free stops and joins it
+  (void)run.release();  // owned by the producer's posts and on_finished, then by the threadsafe function
+  state.producer_ledger.started += 1;
+  hold_loop(env, state);
+
+  napi_value result;
+  check(env, napi_create_object(env, &result));
+  check(env, napi_set_named_property(env, result, "handle",
+                                     handle_value(env, state, Kind::kProducer, key->generation, key->slot)));
+  check(env, napi_set_named_property(env, result, "done", done));
+  return Napi::Value(env, result);
+}
+
+// producer_stop(handle) / finalize_producer(handle): true if this call stopped it early; the slot is released either
+// way (false for a released handle).
+Napi::Value release_producer(const Napi::CallbackInfo& info, bool finalized) {
+  const napi_env env = info.Env();
+  AddonState& state = state_of(info);
+  const std::optional<ProducerKey> key = resolve(env, state, state.producers, info[0], Kind::kProducer);
+  if (!key) return Napi::Boolean::New(env, false);
+  std::optional<ProducerEntry> taken = state.producers.take(*key);  // ours now; the handle is released
+  // Joins the thread (it never waits for this one): on_finished has run when this returns.
+  const bool early = producer_stop(taken->producer.get()) == 1;
+  (finalized ? state.producer_ledger.finalized : state.producer_ledger.stopped) += 1;
+  taken.reset();  // producer_free (already stopped), then the control block
+  return Napi::Boolean::New(env, early);
+}
+
+Napi::Value producer_stop_export(const Napi::CallbackInfo& info) { return release_producer(info, false); }
+Napi::Value finalize_producer(const Napi::CallbackInfo& info) { return release_producer(info, true); }
+
+// producer_active(handle): still posting? (false for a released handle, no error)
+Napi::Value producer_active(const Napi::CallbackInfo& info) {
+  AddonState& state = state_of(info);
+  const std::optional<ProducerKey> key = resolve(info.Env(), state, state.producers, info[0], Kind::kProducer);
+  const bool active = key && state.producers.find(*key)->control->posting.load(std::memory_order_acquire);
+  return Napi::Boolean::New(info.Env(), active);
+}
+
+}  // namespace
+
+void init_delivery(Napi::Env env, AddonState& state) {
+  napi_value global, constructor, executor;
+  check(env, napi_get_global(env, &global));
+  check(env, napi_get_named_property(env, global, "Promise", &constructor));
+  check(env, napi_create_reference(env, constructor, 1, &state.promise_constructor));
+  check(env, napi_create_function(env, "napi_ownership_capture", NAPI_AUTO_LENGTH, capture_executor, &state,
+                                  &executor));
+  check(env, napi_create_reference(env, executor, 1, &state.promise_executor));
+
+  // No JS function: call_js does everything. Unbounded queue (0), one "thread" (the addon itself, released by Abort).
+  state.tsfn = DeliveryTsfn::New(env, "napi_ownership_cpp delivery", 0, 1, &state);
+  check(env, napi_unref_threadsafe_function(env, state.tsfn));  // ref'd by hold_loop while something is pending
+  // After the threadsafe function (whose own cleanup hook Node registered when creating it): runs before it.
+  check(env, napi_add_env_cleanup_hook(env, teardown_delivery, &state));
+}
+
+void release_delivery_references(napi_env env, AddonState& state) noexcept {
+  for (auto& entry : state.promises) drop_promise(env, entry.second);  // never settled: no JS runs again
+  state.promises.clear();
+  if (state.promise_executor != nullptr) (void)napi_delete_reference(env, state.promise_executor);
+  if (state.promise_constructor != nullptr) (void)napi_delete_reference(env, state.promise_constructor);
+  state.promise_executor = state.promise_constructor = nullptr;
+}
+
+void add_post_exports(Napi::Env env, Napi::Object exports) {
+  exports.Set("post", Napi::Function::New<post>(env, "post"));
+  exports.Set("produce", Napi::Function::New<produce>(env, "produce"));
+  exports.Set("producer_stop", Napi::Function::New<producer_stop_export>(env, "producer_stop"));
+  exports.Set("finalize_producer", Napi::Function::New<finalize_producer>(env, "finalize_producer"));
+  exports.Set("producer_active", Napi::Function::New<producer_active>(env, "producer_active"));
+}
+
+Napi::Object post_stats(Napi::Env env, const AddonState& state) {
+  const PostLedger& ledger = state.posts;
+  const double pending = static_cast<double>(dispatcher_queued(state.dispatcher.get())) +
+                         static_cast<double>(state.tsfn_items.load(std::memory_order_relaxed));
+  Napi::Object posts = Napi::Object::New(env);
+  posts.Set("posted", Napi::Number::New(env, static_cast<double>(ledger.posted)));
+  posts.Set("delivered", Napi::Number::New(env, static_cast<double>(ledger.delivered)));
+  posts.Set("skipped", Napi::Number::New(env, static_cast<double>(ledger.skipped)));
+  posts.Set("pending", Napi::Number::New(env, pending));
+  return posts;
+}
+
+Napi::Object producer_stats(Napi::Env env, const AddonState& state) {
+  const ProducerLedger& ledger = state.producer_ledger;
+  Napi::Object producers = Napi::Object::New(env);
+  producers.Set("live", Napi::Number::New(env, static_cast<double>(state.producers.live())));
+  producers.Set("started", Napi::Number::New(env, static_cast<double>(ledger.started)));
+  producers.Set("stopped", Napi::Number::New(env, static_cast<double>(ledger.stopped)));
+  producers.Set("finalized", Napi::Number::New(env, static_cast<double>(ledger.finalized)));
+  return producers;
+}
+
+}  // namespace napi_ownership
