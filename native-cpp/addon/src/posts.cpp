@@ -267,7 +267,14 @@ void finish(napi_env env, AddonState& state, ProducerRun& run) noexcept {
 void call_js(Napi::Env env, Napi::Function /*unused*/, AddonState* state, Item* item) {
   if (static_cast<napi_env>(env) == nullptr) {
     // Teardown: the threadsafe function is being deleted with items still queued. No JS, no state: just free them.
+#ifdef NAPI_OWNERSHIP_SEED_BUG_TSFN_ITEM_LEAKED
+    // Seeded bug 4 (leak-test self-test builds only): the item and its message copy are never freed. The volatile
+    // store keeps the optimiser from reasoning the pointer away.
+    Item* volatile leaked = item;
+    (void)leaked;
+#else
     free_item(item);
+#endif
     return;
   }
   state->tsfn_items.fetch_sub(1, std::memory_order_relaxed);
