@@ -44,11 +44,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -419,7 +419,7 @@ void producer_main(DispatcherProducer* p) noexcept {
       p->interrupted = true;
       break;
     }
-    std::snprintf(text, sizeof text, "%u", static_cast<unsigned>(i));
+    *std::to_chars(text, text + sizeof text - 1, i).ptr = '\0';  // the decimal text of i (at most 10 digits)
     if (dispatcher_post(p->d, p->dest.c_str(), text, p->on_delivered, p->ctx) != 0) break;  // out of memory: give up
     ++posted;
   }
