@@ -16,6 +16,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,11 +39,19 @@ struct Item {
 struct MessageItem : Item {
   MessageItem(AddonState* s, std::uint64_t t) noexcept : Item(Type::kMessage), state(s), token(t) {}
 
+  // The subscriptions whose trampoline ran for it, in delivery order: up to kInline in the item itself (no allocation
+  // for the common few), all of them in `more` otherwise.
+  static constexpr std::size_t kInline = 4;
+  std::size_t handle_count() const noexcept { return more.empty() ? inline_count : more.size(); }
+  std::uint64_t handle_at(std::size_t i) const noexcept { return more.empty() ? inline_handles[i] : more[i]; }
+
   AddonState* const state;
   std::uint64_t token;                 // the post's promise in AddonState::promises; 0 for a producer's message
   std::int32_t delivered = 0;          // the dispatcher's count (trampoline calls); -1: discarded
   std::string message;                 // owned copy (empty if no trampoline ran)
-  std::vector<std::uint64_t> handles;  // the subscriptions whose trampoline ran for it, in delivery order
+  std::uint64_t inline_handles[kInline] = {};
+  std::size_t inline_count = 0;
+  std::vector<std::uint64_t> more;
 };
 
 // One produce(). The ctx of its producer's posts, and (once `balance` is back to 0) its own "finished" item.

@@ -142,12 +142,17 @@ void enqueue(AddonState& state, Item* item) noexcept {
   free_item(item);  // nobody will process it: no JS runs any more
 }
 
-// The worker's batch for the message just delivered moves into its item (on the worker thread).
+// The worker's batch for the message just delivered moves into its item (on the worker thread). A few handles are
+// copied into the item, so the batch keeps its capacity; more are handed over with the vector.
 void take_batch(AddonState& state, MessageItem& item) noexcept {
   WorkerBatch& batch = state.worker_batch;
   item.message.swap(batch.message);
-  item.handles.swap(batch.handles);
   batch.message.clear();
+  if (batch.handles.size() <= MessageItem::kInline) {
+    for (const std::uint64_t h : batch.handles) item.inline_handles[item.inline_count++] = h;
+  } else {
+    item.more.swap(batch.handles);
+  }
   batch.handles.clear();
 }
 
@@ -198,8 +203,8 @@ void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
   std::size_t unrecorded = 0;
   std::uint32_t ran = 0;
   if (napi_get_undefined(env, &receiver) == napi_ok) {
-    for (const std::uint64_t h : item.handles) {
-      const handle::Fields fields = handle::decode(h);
+    for (std::size_t i = 0, n = item.handle_count(); i < n; ++i) {
+      const handle::Fields fields = handle::decode(item.handle_at(i));
       SubscriptionEntry* const entry = state.subscriptions.find({fields.slot, fields.generation});
       if (entry == nullptr) {  // cancelled (or finalized, or shut down) since the worker called its trampoline
         ++state.posts.skipped;
