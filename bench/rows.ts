@@ -38,7 +38,8 @@ export const ROWS: readonly RowInfo[] = [
   { key: 'churn', label: 'handler() + cancel()', js: 'EventEmitter on + off' },
   { key: 'cancel-crowd-oldest', label: 'cancel() among 10,000 on one dest, oldest first' },
   { key: 'cancel-crowd-newest', label: 'cancel() among 10,000 on one dest, newest first' },
-  { key: 'post-1', label: 'post() to 1 handler, awaited (per message)', js: 'a resolved promise, awaited' },
+  { key: 'post-1', label: 'post() to 1 handler, 256 in flight (per message)' },
+  { key: 'produce-1', label: 'native producer thread to 1 handler (per message)' },
   { key: 'mixed-call', label: 'noop native call, one call site for both backends' },
   { key: 'mixed-public-16', label: 'printAndReturn + free() 16 B, both backends in turn' },
 ];

@@ -2,8 +2,8 @@
  * `npm run bench`: what ownership costs, every figure beside the no-op native call of the same backend and, where JS
  * has one, a plain-JS equivalent, all measured in this one run.
  *
- *   npm run bench                 3 rounds (~2 minutes)
- *   npm run bench -- --quick      1 short round (~15 s), for a smoke test
+ *   npm run bench                 5 rounds (~2 minutes)
+ *   npm run bench -- --quick      1 short round (~20 s), for a smoke test
  *   npm run bench -- --rounds=5   more rounds, tighter spread
  *   npm run bench -- --profile=rust:tostring-1m   one row of one suite under `node --cpu-prof` (writes bench/profiles/)
  *
@@ -25,9 +25,11 @@ import { ROWS, type Measured, type Suite, type SuiteResult } from './rows.js';
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const rounds = Number(option('rounds') ?? (quick ? 1 : 3));
-const time = quick ? 100 : 300;
-const warmup = quick ? 25 : 75;
+// Many short rounds rather than a few long ones: on a shared machine a burst of someone else's work then spoils one
+// round of a row, and the median over rounds leaves it out.
+const rounds = Number(option('rounds') ?? (quick ? 1 : 5));
+const time = quick ? 100 : 200;
+const warmup = quick ? 25 : 50;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const suiteFile = fileURLToPath(new URL('./suite.ts', import.meta.url));
 

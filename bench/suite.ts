@@ -39,7 +39,8 @@ const flag = (name: string, fallback: number) => {
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc (bench/run.ts does)');
 
-const bench = new Bench({ time: flag('time', 400), warmupTime: flag('warmup', 100), iterations: 32 });
+// At least 16 samples a task: the tasks with untimed setup (first view, crowd) spend most of their budget on it.
+const bench = new Bench({ time: flag('time', 200), warmupTime: flag('warmup', 50), iterations: 16, warmupIterations: 8 });
 const BATCH = 256;
 const CROWD = 10_000;
 
@@ -266,15 +267,18 @@ function addBackend(b: Backend): void {
   crowd('cancel-crowd-newest', 'newest');
 
   // Native-thread delivery (issue 4), measured once both the public method and the built addon have it.
-  const hasPost = typeof (b as { post?: unknown }).post === 'function';
-  const rawHasPost = typeof (raw as { post?: unknown }).post === 'function';
-  if (!hasPost || !rawHasPost) {
-    const why = !hasPost ? 'backend.post() does not exist' : 'the built addon has no post export (rebuild after issue 4 lands)';
-    skipped.push({ key: 'post-1', why: `${b.name}: ${why}` });
+  const has = (name: string) => typeof (b as unknown as Record<string, unknown>)[name] === 'function';
+  const rawHas = (name: string) => typeof (raw as unknown as Record<string, unknown>)[name] === 'function';
+  const missing = (name: string) =>
+    !has(name) ? `backend.${name}() does not exist` : !rawHas(name) ? `the built addon has no ${name} export (rebuild)` : undefined;
+  const postMissing = missing('post');
+  if (postMissing) {
+    skipped.push({ key: 'post-1', why: `${b.name}: ${postMissing}` });
   } else {
     let posted = 0;
     const sub = b.handler('bench-post', () => void posted++);
     cleanup.push(() => void sub.cancel());
+    // BATCH posts in flight, then awaited: the throughput of post → worker thread → threadsafe function → callback.
     add(
       'post-1',
       BATCH,
@@ -282,9 +286,36 @@ function addBackend(b: Backend): void {
         const pending = new Array(${BATCH});
         return async function task() {
           for (let i = 0; i < ${BATCH}; i++) pending[i] = b.post('bench-post', 'hello');
-          await Promise.all(pending);
+          const counts = await Promise.all(pending);
+          for (let i = 0; i < ${BATCH}; i++) if (counts[i] !== 1) throw new Error('a post reached ' + counts[i] + ' handlers');
         };`),
       { after: () => `${posted} posted messages delivered` },
+    );
+  }
+  const produceMissing = missing('produce');
+  if (produceMissing) {
+    skipped.push({ key: 'produce-1', why: `${b.name}: ${produceMissing}` });
+  } else {
+    // A native producer thread posting PRODUCED messages as fast as it can; timed until the last one reached JS.
+    const PRODUCED = 2048;
+    let got = 0;
+    let wake: (() => void) | undefined;
+    const sub = b.handler('bench-produce', () => {
+      if (++got === PRODUCED) wake?.();
+    });
+    cleanup.push(() => void sub.cancel());
+    let total = 0;
+    add(
+      'produce-1',
+      PRODUCED,
+      async () => {
+        got = 0;
+        const arrived = new Promise<void>((resolve) => (wake = resolve));
+        const producer = b.produce('bench-produce', { count: PRODUCED, intervalMs: 0 });
+        await arrived;
+        total += await producer.done;
+      },
+      { after: () => `${total} produced messages delivered` },
     );
   }
 }
