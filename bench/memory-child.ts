@@ -24,9 +24,9 @@ export interface Sample {
   /** Milliseconds since the loop started. */
   ms: number;
   rssMiB: number;
+  /** The V8 heap. (process.memoryUsage().external is not recorded: on Node 20 it counts ArrayBuffer backing stores
+   * only, not what the addons report with napi_adjust_external_memory, so it would read flat and mislead.) */
   heapUsedMiB: number;
-  /** V8's external memory (what addons report with napi_adjust_external_memory, and ArrayBuffers). */
-  externalMiB: number;
   /** The ledger: live strings, or live registrations. */
   live: number;
   /** Released by the fallback so far (strings: finalized; subscriptions: finalized). */
@@ -83,7 +83,6 @@ function sample(cycle: number): number {
     ms: performance.now() - start,
     rssMiB: m.rss / MiB,
     heapUsedMiB: m.heapUsed / MiB,
-    externalMiB: m.external / MiB,
     ...ledger(),
   });
   return m.rss / MiB;

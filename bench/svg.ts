@@ -46,6 +46,9 @@ export interface Chart {
 
 /** Okabe–Ito: distinguishable with the common colour-vision deficiencies, and in greyscale by dash. */
 export const COLORS = {
+  darkBlue: '#004e7a',
+  darkOrange: '#9c6500',
+  darkVermillion: '#8f3a00',
   blue: '#0072B2',
   orange: '#E69F00',
   vermillion: '#D55E00',
@@ -138,7 +141,7 @@ export function renderChart(chart: Chart): string {
         const [lx, ly] = s.points[s.points.length - 1]!;
         body.push(`<circle cx="${r1(x(lx))}" cy="${r1(y(ly))}" r="4" fill="#fff" stroke="${s.color}" stroke-width="2"/>`);
         body.push(
-          `<text x="${r1(x(lx) - 9)}" y="${r1(y(ly) + 15)}" ${FONT} font-size="11" fill="${s.color}" text-anchor="end" ${HALO}>${esc(s.endNote)}</text>`,
+          `<text x="${r1(x(lx) + 9)}" y="${r1(y(ly) + 18)}" ${FONT} font-size="11" fill="${s.color}" ${HALO}>${esc(s.endNote)}</text>`,
         );
       }
     }
