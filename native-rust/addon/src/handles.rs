@@ -4,12 +4,12 @@
 //! ```text
 //! bit 52 ........ 45 | 44 .. 41 | 40 ........ 22 | 21 ......... 0
 //!       env (8)       | tag (4)  | generation(19) |  slot (22)
-//! tag = backend << 2 | kind       backend: cpp = 1, rust = 2     kind: string = 1, subscription = 2
+//! tag = backend << 2 | kind       backend: cpp = 1, rust = 2     kind: string = 1, subscription = 2, producer = 3
 //! ```
 //!
 //! A slot is an `Option<T>`: releasing takes the value out (`Option::take`) and bumps the slot's
 //! generation, so a second release or a use after release is a reported error, never a dangling
-//! pointer. The table is generic over its payload: one table per kind (strings, subscriptions).
+//! pointer. The table is generic over its payload: one table per kind (strings, subscriptions, producers).
 
 const SLOT_BITS: u32 = 22;
 const GENERATION_BITS: u32 = 19;
@@ -51,6 +51,7 @@ impl Backend {
 pub enum Kind {
     String = 1,
     Subscription = 2,
+    Producer = 3,
 }
 
 impl Kind {
@@ -58,6 +59,7 @@ impl Kind {
         match self {
             Kind::String => "string",
             Kind::Subscription => "subscription",
+            Kind::Producer => "producer",
         }
     }
 }
@@ -166,6 +168,22 @@ impl<T> HandleTable<T> {
     /// Number of live values.
     pub fn live(&self) -> usize {
         self.live
+    }
+
+    /// The (slot, generation) the next [`insert`](Self::insert) will return, with room for it reserved (so that
+    /// insert cannot fail), or `None` if the table is full. For a value that must know its own handle before it is
+    /// stored (a subscription the worker thread may deliver to as soon as it is registered).
+    pub fn next_key(&mut self) -> Option<(u32, u32)> {
+        if let Some(&index) = self.free.last() {
+            return Some((index, self.slots[index as usize].generation));
+        }
+        if self.slots.len() >= MAX_SLOTS || self.slots.try_reserve(1).is_err() {
+            return None;
+        }
+        if self.free.try_reserve(self.slots.len() + 1 - self.free.len()).is_err() {
+            return None;
+        }
+        Some((self.slots.len() as u32, 1))
     }
 
     /// Stores `value`, returning its (slot, generation). Never aborts on allocation failure.
@@ -385,6 +403,30 @@ mod tests {
         }
         let (slot, generation) = table.insert(9).unwrap();
         assert!(generation >= 2, "a reused slot never repeats a generation ({slot}, {generation})");
+    }
+
+    #[test]
+    fn next_key_is_what_insert_returns() {
+        let mut table = HandleTable::default();
+        let key = table.next_key().unwrap();
+        assert_eq!(key, (0, 1));
+        assert_eq!(table.next_key(), Some(key), "asking again changes nothing");
+        assert_eq!(table.insert("a").unwrap(), key);
+        let next = table.next_key().unwrap();
+        assert_eq!(table.insert("b").unwrap(), next);
+        table.remove(key.0, key.1).unwrap();
+        let reused = table.next_key().unwrap();
+        assert_eq!(reused, (0, 2), "the freed slot, one generation on");
+        assert_eq!(table.insert("c").unwrap(), reused);
+    }
+
+    #[test]
+    fn producer_handles_have_kind_3() {
+        let h = Handle::new(1, Backend::Rust, Kind::Producer, 1, 0);
+        assert_eq!(h.tag, 0b1011);
+        assert_eq!(h.classify(Backend::Rust, Kind::Producer, 1), Ok(()));
+        assert_eq!(h.classify(Backend::Rust, Kind::Subscription, 1), Err(HandleError::Invalid));
+        assert_eq!(h.classify(Backend::Cpp, Kind::Producer, 1), Err(HandleError::Foreign(Backend::Rust)));
     }
 
     #[test]
