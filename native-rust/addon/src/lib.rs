@@ -10,6 +10,9 @@
 //! - a **subscription slot** owns seed 000's `UserSpaceWrapper`, and through it the boxed JS callback
 //!   (a strong reference to the function) and the FFIWrapper the environment's dispatcher borrows
 //!   while registered;
+//! - a **producer slot** owns a native producer (its thread and record); a **posted closure** is the
+//!   dispatcher's until its `on_delivered`; an **item** on the threadsafe function is the queue's
+//!   until `call_js` takes it back (and frees it, with or without an env);
 //! - **instance data** owns the per-environment state; the exported functions borrow it.
 
 mod args;
@@ -18,6 +21,7 @@ mod handles;
 mod state;
 mod strings;
 mod subscriptions;
+mod threads;
 
 use std::ffi::{CStr, c_void};
 use std::ptr;
@@ -32,6 +36,7 @@ use crate::strings::{FinalizeString, FreeString, PrintAndReturn, StringInfo, Str
 use crate::subscriptions::{
     Cancel, FinalizeSubscription, Handler, SendMessage, Shutdown, SubscriptionActive,
 };
+use crate::threads::{FinalizeProducer, Post, Produce, ProducerActive, ProducerStop};
 
 /// `noop()`: nothing, the benchmark floor. It goes through the same trampoline as every export, so
 /// it measures the fixed cost of a call into this addon.
@@ -47,18 +52,29 @@ impl Export<0> for Noop {
 }
 
 /// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes }, handlers: { live, registered,
-/// cancelled, finalized } }` for this environment.
+/// cancelled, finalized }, posts: { posted, delivered, skipped, pending }, producers: { live, started, stopped,
+/// finalized } }` for this environment.
 struct Stats;
 
 impl Export<0> for Stats {
     const NAME: &'static CStr = c"stats";
 
     fn call(call: &Call<'_, 0>) -> CallResult {
-        let (ledger, handlers) = call
+        let (ledger, handlers, posts, producers, producers_live) = call
             .state
             .try_borrow()
-            .map(|state| (state.ledger, state.handlers))
+            .map(|state| {
+                (
+                    state.ledger,
+                    state.handlers,
+                    state.posts.ledger,
+                    state.producer_ledger,
+                    state.producers.live(),
+                )
+            })
             .map_err(|_| call::Throw::internal("stats during a call"))?;
+        // Items on the threadsafe function plus messages still queued on the worker.
+        let pending = call.state.marshal.queued() + u64::from(call.state.dispatcher.queued());
         let env = call.env;
         let count = |n: u64| create_double(env, n as f64);
         let strings = create_object(
@@ -72,7 +88,12 @@ impl Export<0> for Stats {
             ],
         )?;
         let handlers = subscriptions::handler_stats(env, handlers)?;
-        create_object(env, &[(c"strings", strings), (c"handlers", handlers)])
+        let posts = threads::post_stats(env, posts, pending)?;
+        let producers = threads::producer_stats(env, producers, producers_live as u64)?;
+        create_object(
+            env,
+            &[(c"strings", strings), (c"handlers", handlers), (c"posts", posts), (c"producers", producers)],
+        )
     }
 }
 
@@ -112,6 +133,11 @@ pub fn init(exports: Object<'_>, env: Env) -> napi::Result<()> {
         method::<1, SubscriptionActive>(state),
         method::<2, SendMessage>(state),
         method::<0, Shutdown>(state),
+        method::<2, Post>(state),
+        method::<3, Produce>(state),
+        method::<1, ProducerStop>(state),
+        method::<1, FinalizeProducer>(state),
+        method::<1, ProducerActive>(state),
         method::<0, Stats>(state),
         method::<0, Noop>(state),
     ];

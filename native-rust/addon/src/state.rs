@@ -2,7 +2,7 @@
 //! thread that loads the addon gets its own). The only process-wide state is the environment id
 //! counter, an atomic.
 
-use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::cell::{Ref, RefCell, RefMut};
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -13,20 +13,24 @@ use napi_ownership_dispatch::{Dispatcher, UserSpaceWrapper};
 use crate::call::{Throw, check};
 use crate::handles::HandleTable;
 use crate::strings::NativeString;
-use crate::subscriptions::Delivery;
+use crate::subscriptions::JsCallback;
+use crate::threads::{self, Marshal, Posts, ProducerLedger, ProducerSlot};
 
 /// Everything one environment owns. Instance data owns the cell; every export borrows it through its callback data.
+///
+/// Fields drop in order: the state (its tables), then the dispatcher (dispatcher_free: anything it still discards
+/// is told to closures that enqueue on the marshal), then the marshal.
 pub struct EnvCell {
     /// Behind a `RefCell`: an export borrows it for one step at a time and never across a call into JS, so a
     /// reentrant borrow would fail loudly instead of aliasing.
     state: RefCell<EnvState>,
     /// This environment's dispatcher (seed 000's "libdummy", the C++ core). Outside the `RefCell`: `send` runs JS
     /// callbacks that call back into `handler`, `cancel`, `send`, `shutdown`, so no borrow is held across
-    /// `dispatcher_send`. Freed at teardown, after every registration was cancelled.
-    pub dispatcher: Dispatcher,
-    /// The innermost `send` in progress on this environment (NULL when none): where callbacks find the message and
-    /// leave what they throw. Each `send` saves and restores it, so nested sends each collect their own errors.
-    pub delivery: Cell<*const Delivery>,
+    /// `dispatcher_send`. Its worker thread calls the handlers for posted messages (JsCallback is Sync for that).
+    /// Freed at teardown, after every registration was cancelled.
+    pub dispatcher: Dispatcher<JsCallback>,
+    /// The part other threads use: the threadsafe function that carries their deliveries to the JS thread.
+    pub marshal: Marshal,
 }
 
 impl EnvCell {
@@ -88,20 +92,28 @@ pub struct EnvState {
     pub ledger: StringLedger,
     /// Each slot owns seed 000's UserSpaceWrapper, and through it the boxed JS callback and the FFIWrapper the
     /// dispatcher borrows: removing the slot cancels the registration and frees them.
-    pub subscriptions: HandleTable<UserSpaceWrapper>,
+    pub subscriptions: HandleTable<UserSpaceWrapper<JsCallback>>,
     pub handlers: HandlerLedger,
+    /// Each slot owns a native producer (its thread and record): removing the slot stops, joins and frees it.
+    pub producers: HandleTable<ProducerSlot>,
+    pub producer_ledger: ProducerLedger,
+    /// Pending posts and producers' promises, the post ledger, the event-loop hold.
+    pub posts: Posts,
     /// Live-byte change not yet given to `napi_adjust_external_memory`.
     unreported: i64,
 }
 
 impl EnvState {
-    fn new(env_id: u8) -> Self {
+    fn new(env: sys::napi_env, env_id: u8) -> Self {
         EnvState {
             env_id,
             strings: HandleTable::default(),
             ledger: StringLedger::default(),
             subscriptions: HandleTable::default(),
             handlers: HandlerLedger::default(),
+            producers: HandleTable::default(),
+            producer_ledger: ProducerLedger::default(),
+            posts: Posts::new(env),
             unreported: 0,
         }
     }
@@ -155,27 +167,48 @@ pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
         )
     })?;
     let cell = EnvCell {
-        state: RefCell::new(EnvState::new(next_env_id())),
+        state: RefCell::new(EnvState::new(env, next_env_id())),
         dispatcher,
-        delivery: Cell::new(ptr::null()),
+        marshal: Marshal::new(),
     };
     // Ownership moves to Node-API instance data: freed by `finalize_instance_data` at teardown.
     let state = Box::into_raw(Box::new(cell));
+    // The threadsafe function's context is the cell, which outlives it (instance data is finalized after it).
+    let tsfn = match threads::create_tsfn(env, state) {
+        Ok(tsfn) => tsfn,
+        Err(thrown) => {
+            // SAFETY: nothing else has seen `state`: still ours, freed once.
+            drop(unsafe { Box::from_raw(state) });
+            return Err(thrown);
+        }
+    };
+    // SAFETY: `state` is alive and only this thread knows it yet.
+    threads::set_tsfn(unsafe { &(*state).marshal }, tsfn);
     // SAFETY: `state` is a valid, uniquely owned allocation; the finalizer below takes it back.
     let status = unsafe {
         sys::napi_set_instance_data(env, state.cast(), Some(finalize_instance_data), ptr::null_mut())
     };
     if let Err(thrown) = check(env, status, "napi_set_instance_data") {
+        // Nothing was queued on the threadsafe function (no other thread knows it), so releasing it never calls
+        // call_js with the cell we free next.
+        // SAFETY: as above: `state` is still ours alone; `marshal` is alive until the drop below.
+        unsafe { (*state).marshal.release() };
         // SAFETY: Node did not take `state`; we still own it and free it here, once.
         drop(unsafe { Box::from_raw(state) });
         return Err(thrown);
     }
+    // After the threadsafe function, so that it runs before the threadsafe function's own cleanup hook (hooks run
+    // in reverse order of registration): it stops the threads and releases the threadsafe function.
+    // SAFETY: the hook gets the cell, which instance data frees only after every cleanup hook has run.
+    let status = unsafe { sys::napi_add_env_cleanup_hook(env, Some(threads::env_cleanup), state.cast()) };
+    check(env, status, "napi_add_env_cleanup_hook")?;
     Ok(state.cast_const())
 }
 
-/// Instance-data finalizer: the environment is going away. Frees every string still live, cancels
-/// every registration still live (freeing its boxes and deleting its reference to the JS function),
-/// then frees the dispatcher. Nothing is reported or called back into JS (no JS runs any more).
+/// Instance-data finalizer: the environment is going away. Runs after the cleanup hook (threads stopped,
+/// threadsafe function released and drained). Frees every string still live, cancels every registration still live
+/// (freeing its boxes and deleting its reference to the JS function), drops pending promises' records (unsettled: no
+/// JS runs again) and what callbacks threw, then frees the dispatcher. Nothing is reported or called back into JS.
 ///
 /// # Safety
 /// Called by Node once, at environment teardown, with the pointer given to
@@ -195,7 +228,14 @@ unsafe extern "C" fn finalize_instance_data(env: sys::napi_env, data: *mut c_voi
             // Dropping a UserSpaceWrapper cancels its registration and frees its three boxes; the boxed
             // JsCallback deletes its reference. No callback runs: nothing sends any more.
             state.subscriptions.drain().for_each(drop);
+            // Already stopped by the cleanup hook; freeing one that was not would stop and join it here.
+            state.producers.drain().for_each(drop);
+            // Unsettled promises and the references to thrown values.
+            let posts = std::mem::replace(&mut state.posts, Posts::new(env));
+            drop(posts);
         }
+        // Node freed the threadsafe function before calling us: nothing may be enqueued on it any more.
+        cell.marshal.forget();
         // Last, with the cell: dispatcher_free (the wrappers shared the dispatcher, and all are gone).
         drop(cell);
     }));

@@ -14,6 +14,10 @@
 //!
 //! `send` is the hot path: dest and message are read into stack buffers when short, the message passed to every
 //! callback is the JS argument itself (no string is created), and nothing is allocated unless a callback throws.
+//!
+//! The same `JsCallback` also receives posted messages, which the dispatcher delivers on its worker thread: there it
+//! only enqueues an item naming its subscription *handle* (see threads.rs), so it must be `Sync`, and it is: off the
+//! JS thread it reads nothing but two immutable plain values.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -27,13 +31,16 @@ use crate::call::{
     Call, CallResult, Export, Throw, check, create_double, create_object, get_boolean, invalid_arg_type,
     type_name,
 };
-use crate::handles::{Handle, HandleError, Kind, TableFull};
-use crate::state::{EnvCell, HandlerLedger};
+use crate::handles::{Handle, HandleError, Kind};
+use crate::state::HandlerLedger;
 use crate::strings::borrow_state;
+use crate::threads::{Item, MarshalRef};
 
 /// One `send` in progress: what its callbacks receive and where they leave what they throw. Lives on the `send`
-/// export's stack; `EnvCell::delivery` points to it while `dispatcher_send` runs.
+/// export's stack; [`SENDING`] points to it while `dispatcher_send` runs.
 pub struct Delivery {
+    /// The environment of the send (a thread runs one environment; checked anyway).
+    env: sys::napi_env,
     /// The message argument of `send` itself: the same JS string for every callback.
     message: sys::napi_value,
     /// `this` for every callback.
@@ -44,26 +51,53 @@ pub struct Delivery {
     unrecorded: Cell<usize>,
 }
 
+thread_local! {
+    /// The innermost `send` export in progress on this thread (NULL if none). Each `send` saves and restores it, so
+    /// nested sends each collect their own errors. Non-NULL only on a JS thread, inside `send`.
+    static SENDING: Cell<*const Delivery> = const { Cell::new(ptr::null()) };
+}
+
 /// Seed 000's boxed handler for a JS function.
-struct JsCallback {
+///
+/// Two of its fields are for the JS thread only (`env`, `function`: Node-API values), two may be read from the
+/// dispatcher's worker thread (`subscription`, `marshal`: plain values, never written after construction).
+pub struct JsCallback {
     env: sys::napi_env,
     /// Strong reference (count 1) to the function: keeps it alive while registered. Deleted in Drop.
     function: sys::napi_ref,
-    /// This environment's state, for the `send` in progress. Outlives every registration: teardown cancels them
-    /// all before it frees the cell.
-    cell: *const EnvCell,
+    /// This registration's own handle: what a posted delivery names (never a pointer to this box).
+    subscription: Handle,
+    /// Where posted deliveries go: the environment's threadsafe function.
+    marshal: MarshalRef,
+}
+
+// SAFETY: the dispatcher's worker thread calls `on_send(&self)` for posted messages. There, SENDING (a thread-local)
+// is NULL, so `on_send` reads only `subscription` (Copy, immutable) and `marshal` (a pointer to a Sync Marshal that
+// outlives the worker) and enqueues a copy of the message. `env` and `function` are touched only on the JS thread,
+// inside this environment's `send` (SENDING set, same env), and by Drop. Not Send: the box is dropped where its
+// UserSpaceWrapper lives, the JS thread (cancel waits for the worker to leave the callback first).
+unsafe impl Sync for JsCallback {}
+
+impl JsCallback {
+    /// The strong reference to the function (JS thread).
+    pub fn function(&self) -> sys::napi_ref {
+        self.function
+    }
 }
 
 impl OnSend for JsCallback {
-    /// Calls the function with `(message)`, `this` undefined. `dest`/`msg` are the C strings the dispatcher
-    /// delivered; the JS message is the `send` argument itself.
-    fn on_send(&self, _dest: &str, _msg: &str) {
-        // SAFETY: the cell outlives every registration (see `cell`), and it is only used on the JS thread: the
-        // environment's dispatcher is not Send, so only this environment's `send` delivers to it.
-        let cell = unsafe { &*self.cell };
-        // SAFETY: a non-NULL `delivery` is the frame of the innermost `send` export still on this stack.
-        let Some(delivery) = (unsafe { cell.delivery.get().as_ref() }) else {
-            return; // not inside our send(): cannot happen (only `send` calls dispatcher_send)
+    /// Inside this environment's `send` (JS thread): calls the function with `(message)`, `this` undefined, where
+    /// the JS message is the `send` argument itself. Anywhere else (the dispatcher's worker thread delivering a
+    /// posted message): enqueues `{ handle, message copy }` for the JS thread.
+    fn on_send(&self, _dest: &str, msg: &str) {
+        // SAFETY: a non-NULL SENDING is the frame of the innermost `send` export still on this thread's stack.
+        let delivery = unsafe { SENDING.get().as_ref() }.filter(|delivery| delivery.env == self.env);
+        let Some(delivery) = delivery else {
+            // Off the JS thread: only the two immutable plain fields are read (see the Sync impl).
+            self.marshal
+                .get()
+                .enqueue(Item::Deliver { subscription: self.subscription, message: msg.into() });
+            return;
         };
         let mut function = ptr::null_mut();
         // SAFETY: `function` is our live strong reference; a strong reference always yields its value.
@@ -133,20 +167,10 @@ impl Export<2> for Handler {
         if type_name(env, callback)? != "function" {
             return Err(invalid_arg_type(env, "a function", "callback", callback));
         }
-        let mut reference = ptr::null_mut();
-        // SAFETY: `callback` is a function argument of this call; count 1 makes the reference strong.
-        let status = unsafe { sys::napi_create_reference(env, callback, 1, &mut reference) };
-        check(env, status, "napi_create_reference")?;
-        // The box owns the reference from here: any failure below drops it, deleting the reference.
-        let boxed: Box<dyn OnSend> = Box::new(JsCallback { env, function: reference, cell: call.state });
-        // Seed 000's handler_: boxed as RustSideHandler and FFIWrapper, lent to the dispatcher.
-        let wrapper = handler_(&call.state.dispatcher, dest.as_str()?, boxed)
-            .map_err(|_refused| subscription_alloc_failed())?;
         let mut state = borrow_state(call)?;
-        // Ownership moves into the table: the slot owns the registration until cancel, finalize_subscription,
-        // shutdown or teardown.
-        let (slot, generation) = state.subscriptions.insert(wrapper).map_err(|TableFull(_wrapper)| {
-            // The returned wrapper drops here: cancelled and freed.
+        // The handle is decided first: the worker thread may deliver to the registration as soon as it exists, and
+        // what it enqueues names this handle.
+        let (slot, generation) = state.subscriptions.next_key().ok_or_else(|| {
             Throw::range_error(
                 "ERR_NATIVE_ALLOC",
                 format!(
@@ -155,10 +179,26 @@ impl Export<2> for Handler {
                 ),
             )
         })?;
+        let subscription = Handle::new(state.env_id, BACKEND, Kind::Subscription, generation, slot);
+        let mut reference = ptr::null_mut();
+        // SAFETY: `callback` is a function argument of this call; count 1 makes the reference strong.
+        let status = unsafe { sys::napi_create_reference(env, callback, 1, &mut reference) };
+        check(env, status, "napi_create_reference")?;
+        // The box owns the reference from here: any failure below drops it, deleting the reference.
+        let marshal = call.state.marshal.for_threads();
+        let boxed = Box::new(JsCallback { env, function: reference, subscription, marshal });
+        // Seed 000's handler_: boxed as RustSideHandler and FFIWrapper, lent to the dispatcher. (It calls no JS, so
+        // holding the state across it is fine.)
+        let wrapper = handler_(&call.state.dispatcher, dest.as_str()?, boxed)
+            .map_err(|_refused| subscription_alloc_failed())?;
+        // Ownership moves into the table: the slot owns the registration until cancel, finalize_subscription,
+        // shutdown or teardown. `next_key` reserved the room, so this cannot fail (if it did, the returned wrapper
+        // would drop here: cancelled and freed).
+        let inserted = state.subscriptions.insert(wrapper).map_err(|_| subscription_alloc_failed())?;
+        debug_assert_eq!(inserted, (slot, generation));
         state.handlers.registered += 1;
-        let env_id = state.env_id;
         drop(state);
-        create_double(env, Handle::new(env_id, BACKEND, Kind::Subscription, generation, slot).to_f64())
+        create_double(env, subscription.to_f64())
     }
 }
 
@@ -265,82 +305,88 @@ impl Export<1> for SubscriptionActive {
 // send / shutdown
 
 /// Restores the outer `send`'s frame, even if delivery unwinds (a panic is resumed by `send_cstr`).
-struct RestoreDelivery<'a> {
-    cell: &'a EnvCell,
+struct RestoreDelivery {
     outer: *const Delivery,
 }
 
-impl Drop for RestoreDelivery<'_> {
+impl Drop for RestoreDelivery {
     fn drop(&mut self) {
-        self.cell.delivery.set(self.outer);
+        SENDING.set(self.outer);
     }
 }
 
-/// Throws what the callbacks of one send threw: the value itself if exactly one threw, else an `AggregateError` with
-/// code `ERR_CALLBACKS_THREW` whose `errors` are the thrown values in delivery order.
+/// Throws what the callbacks of one send threw (see [`collected_error`]).
 fn throw_collected(env: sys::napi_env, delivery: &Delivery, dest: &str) -> Throw {
     let errors = delivery.errors.borrow();
     let count = errors.len() + delivery.unrecorded.get();
-    let thrown = (|| -> Result<(), Throw> {
-        if count == 1 && errors.len() == 1 {
-            // SAFETY: a value of this call's scope.
-            return check(env, unsafe { sys::napi_throw(env, errors[0]) }, "napi_throw");
-        }
-        let mut global = ptr::null_mut();
-        let mut constructor = ptr::null_mut();
-        let mut array = ptr::null_mut();
-        // SAFETY: plain Node-API calls on this environment with locals as out-parameters.
-        unsafe {
-            check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
-            check(
-                env,
-                sys::napi_get_named_property(env, global, c"AggregateError".as_ptr(), &mut constructor),
-                "napi_get_named_property",
-            )?;
-            check(
-                env,
-                sys::napi_create_array_with_length(env, errors.len(), &mut array),
-                "napi_create_array",
-            )?;
-            for (index, error) in errors.iter().enumerate() {
-                check(env, sys::napi_set_element(env, array, index as u32, *error), "napi_set_element")?;
-            }
-        }
-        let text = format!("{count} callbacks threw while delivering to \"{dest}\"");
-        let mut message = ptr::null_mut();
-        let mut code = ptr::null_mut();
-        let mut aggregate = ptr::null_mut();
-        // SAFETY: as above; `text` outlives the call that copies it.
-        unsafe {
-            check(
-                env,
-                sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut message),
-                "napi_create_string_utf8",
-            )?;
-            let args = [array, message];
-            check(
-                env,
-                sys::napi_new_instance(env, constructor, 2, args.as_ptr(), &mut aggregate),
-                "napi_new_instance",
-            )?;
-            let name = c"ERR_CALLBACKS_THREW";
-            check(
-                env,
-                sys::napi_create_string_utf8(env, name.as_ptr(), name.count_bytes() as isize, &mut code),
-                "napi_create_string_utf8",
-            )?;
-            check(
-                env,
-                sys::napi_set_named_property(env, aggregate, c"code".as_ptr(), code),
-                "napi_set_named_property",
-            )?;
-            check(env, sys::napi_throw(env, aggregate), "napi_throw")
-        }
-    })();
+    let thrown = collected_error(env, &errors, count, dest)
+        // SAFETY: a value of this call's scope.
+        .and_then(|error| check(env, unsafe { sys::napi_throw(env, error) }, "napi_throw"));
     match thrown {
         Ok(()) => Throw::Pending,
         Err(failure) => failure,
     }
+}
+
+/// What callbacks threw while delivering to `dest`, as one value: the thrown value itself if exactly one threw,
+/// else an `AggregateError` with code `ERR_CALLBACKS_THREW` and message `<count> callbacks threw while delivering to
+/// "<dest>"`, whose `errors` are the recorded values in delivery order (`count` may exceed them: values that could
+/// not be recorded are still counted).
+pub fn collected_error(
+    env: sys::napi_env,
+    errors: &[sys::napi_value],
+    count: usize,
+    dest: &str,
+) -> Result<sys::napi_value, Throw> {
+    if count == 1 && errors.len() == 1 {
+        return Ok(errors[0]);
+    }
+    let mut global = ptr::null_mut();
+    let mut constructor = ptr::null_mut();
+    let mut array = ptr::null_mut();
+    // SAFETY: plain Node-API calls on this environment with locals as out-parameters.
+    unsafe {
+        check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
+        check(
+            env,
+            sys::napi_get_named_property(env, global, c"AggregateError".as_ptr(), &mut constructor),
+            "napi_get_named_property",
+        )?;
+        check(env, sys::napi_create_array_with_length(env, errors.len(), &mut array), "napi_create_array")?;
+        for (index, error) in errors.iter().enumerate() {
+            check(env, sys::napi_set_element(env, array, index as u32, *error), "napi_set_element")?;
+        }
+    }
+    let text = format!("{count} callbacks threw while delivering to \"{dest}\"");
+    let mut message = ptr::null_mut();
+    let mut code = ptr::null_mut();
+    let mut aggregate = ptr::null_mut();
+    // SAFETY: as above; `text` outlives the call that copies it.
+    unsafe {
+        check(
+            env,
+            sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut message),
+            "napi_create_string_utf8",
+        )?;
+        let args = [array, message];
+        check(
+            env,
+            sys::napi_new_instance(env, constructor, 2, args.as_ptr(), &mut aggregate),
+            "napi_new_instance",
+        )?;
+        let name = c"ERR_CALLBACKS_THREW";
+        check(
+            env,
+            sys::napi_create_string_utf8(env, name.as_ptr(), name.count_bytes() as isize, &mut code),
+            "napi_create_string_utf8",
+        )?;
+        check(
+            env,
+            sys::napi_set_named_property(env, aggregate, c"code".as_ptr(), code),
+            "napi_set_named_property",
+        )?;
+    }
+    Ok(aggregate)
 }
 
 /// `send(dest, message)` (not named `Send`: that is the marker trait).
@@ -360,16 +406,16 @@ impl Export<2> for SendMessage {
         // SAFETY: `undefined` is a local.
         check(env, unsafe { sys::napi_get_undefined(env, &mut undefined) }, "napi_get_undefined")?;
         let delivery = Delivery {
+            env,
             message: call.args[1],
             undefined,
             errors: RefCell::new(Vec::new()),
             unrecorded: Cell::new(0),
         };
-        let cell = call.state;
         let delivered = {
             // The callbacks of this send (and of none nested in it) report to `delivery`.
-            let _restore = RestoreDelivery { cell, outer: cell.delivery.replace(&delivery) };
-            cell.dispatcher.send_cstr(dest, message)
+            let _restore = RestoreDelivery { outer: SENDING.replace(&delivery) };
+            call.state.dispatcher.send_cstr(dest, message)
         };
         if !delivery.errors.borrow().is_empty() || delivery.unrecorded.get() != 0 {
             return Err(throw_collected(env, &delivery, dest_arg.as_str()?));

@@ -1,0 +1,1039 @@
+//! Native-thread delivery (docs/raw-contract.md, "Native-thread delivery"): `post`, `produce`, `producer_stop`,
+//! `finalize_producer`, `producer_active`, and the environment's threadsafe function that carries what the
+//! dispatcher's worker thread (and the producers' threads) report to the JS thread.
+//!
+//! ```text
+//! worker thread                                   │ JS thread: call_js, one item at a time, in queue order
+//! JsCallback::on_send, off the JS thread          │
+//!   └ enqueue Deliver { handle, message copy } ───┼─► look the handle up: live → call the function (counted, what it
+//!                                                 │   throws kept for the post); released (cancelled) → skipped
+//! on_delivered(post closure, n | -1)              │
+//!   └ enqueue Done { waiter, Ran(n) | Discarded } ┼─► settle that post's promise; a producer's: count it
+//! producer thread: on_finished(posted)            │
+//!   └ enqueue Finished { waiter, posted } ────────┼─► the producer's `done`, once every message it posted was told
+//! ```
+//!
+//! Ownership
+//! - An [`Item`] is a `Box` from [`Marshal::enqueue`] until `call_js` takes it back: processed and dropped with a
+//!   real env; only dropped with a NULL env (Node draining the queue after the environment's cleanup: napi-rs's
+//!   `ThreadsafeFunction` leaks these). If the threadsafe function refuses it, `enqueue` drops it at once.
+//! - A Deliver item names its subscription by handle, never by pointer. `dispatcher_cancel` waits for the worker to
+//!   leave the callback, and the lookup skips a released slot: after `cancel()` returned true the callback never runs
+//!   again, not even for items already queued.
+//! - A pending post or producer has a [`Waiter`] (its promise) under an id the Done/Finished items carry: JS thread
+//!   only, in the environment's state.
+//!
+//! Counting per post: the worker delivers one message at a time, enqueuing its Deliver items and then its Done from
+//! that one thread, and the threadsafe function keeps items in order. So the Deliver items processed since the
+//! previous `Ran` Done belong to the next one ([`Batch`]). The other items never carry deliveries: Finished (producer
+//! threads) and discarded Dones (told by a shutdown, after it joined the worker).
+//!
+//! Event loop: the threadsafe function is unref'd while idle and ref'd while a post is pending or a producer has not
+//! finished (or has messages not yet told): a count, changed on the JS thread only.
+
+use std::cell::Cell;
+use std::ffi::{CStr, c_void};
+use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+use napi::sys;
+use napi_ownership_dispatch::{Delivered, Producer};
+
+use crate::args::{BACKEND, Utf8Arg, decode_handle, handle_error, read_dest, read_message};
+use crate::call::{
+    Call, CallResult, Export, Throw, check, create_double, create_object, get_boolean, invalid_arg_type,
+    number_to_string,
+};
+use crate::handles::{Handle, HandleError, Kind};
+use crate::state::EnvCell;
+use crate::strings::borrow_state;
+use crate::subscriptions::collected_error;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The threadsafe function and what travels through it
+
+/// What other threads use of an environment: its threadsafe function and a counter. Atomics only, so it is `Sync`.
+/// It lives in the [`EnvCell`], after the dispatcher (dropped last), and the cell outlives every thread that can
+/// reach it: the environment cleanup hook joins the producers and the worker before anything is freed.
+pub struct Marshal {
+    /// Set once, by the module init, before any other thread exists.
+    tsfn: AtomicPtr<sys::napi_threadsafe_function__>,
+    /// Set on the JS thread when the threadsafe function is released: items are then dropped at once.
+    released: AtomicBool,
+    /// Items enqueued and not yet taken by `call_js` (with the dispatcher's queue: `stats().posts.pending`).
+    queued: AtomicU64,
+}
+
+impl Marshal {
+    pub fn new() -> Self {
+        Marshal {
+            tsfn: AtomicPtr::new(ptr::null_mut()),
+            released: AtomicBool::new(false),
+            queued: AtomicU64::new(0),
+        }
+    }
+
+    fn tsfn(&self) -> sys::napi_threadsafe_function {
+        self.tsfn.load(Ordering::Acquire)
+    }
+
+    /// A pointer for closures and handlers that other threads run.
+    pub fn for_threads(&self) -> MarshalRef {
+        MarshalRef(self)
+    }
+
+    /// Hands `item` to the JS thread (from any thread). The item is the threadsafe function's from here; if it is
+    /// refused (released, closing), it is dropped now.
+    pub fn enqueue(&self, item: Item) {
+        let tsfn = self.tsfn();
+        if tsfn.is_null() || self.released.load(Ordering::Acquire) {
+            return;
+        }
+        // Ownership moves to the threadsafe function's queue: `call_js` takes it back (real or NULL env).
+        let data = Box::into_raw(Box::new(item));
+        // Counted before the call: call_js (which uncounts) may run on the JS thread before the call returns.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `tsfn` is alive: it is released only by the cleanup hook on the JS thread, after every other
+        // thread that enqueues has been joined, and later JS-thread enqueues see `released`. Non-blocking, on an
+        // unbounded queue: never waits (a worker callback must not block on the JS thread, which may be cancelling).
+        let status = unsafe {
+            sys::napi_call_threadsafe_function(
+                tsfn,
+                data.cast(),
+                sys::ThreadsafeFunctionCallMode::nonblocking,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: refused, so Node did not keep `data`: still ours, rebuilt once.
+            drop(unsafe { Box::from_raw(data) });
+        }
+    }
+
+    /// Items on the threadsafe function, not yet processed.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Releases the threadsafe function (environment cleanup, JS thread, once every other thread was joined). Node
+    /// then finalizes it and drains what is still queued through `call_js` with a NULL env.
+    pub fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let tsfn = self.tsfn();
+        if !tsfn.is_null() {
+            // SAFETY: our threadsafe function, released once (the swap above); nothing calls it afterwards.
+            let _ = unsafe {
+                sys::napi_release_threadsafe_function(tsfn, sys::ThreadsafeFunctionReleaseMode::release)
+            };
+        }
+    }
+
+    /// Marks it released without telling Node (instance-data finalizer: Node has already freed it by then).
+    pub fn forget(&self) {
+        self.released.store(true, Ordering::Release);
+    }
+}
+
+/// A [`Marshal`] pointer that may cross threads.
+#[derive(Clone, Copy)]
+pub struct MarshalRef(*const Marshal);
+
+// SAFETY: `Marshal` is Sync (atomics only) and outlives every thread that holds one of these (see `Marshal`).
+unsafe impl Send for MarshalRef {}
+// SAFETY: as for Send.
+unsafe impl Sync for MarshalRef {}
+
+impl MarshalRef {
+    pub fn get(&self) -> &Marshal {
+        // SAFETY: the Marshal lives in the EnvCell, which outlives every holder of a MarshalRef: handlers and post
+        // closures are freed before it, and the threads that call them are joined by the cleanup hook before that.
+        unsafe { &*self.0 }
+    }
+}
+
+/// What a worker or producer thread reports to the JS thread.
+pub enum Item {
+    /// A callback of subscription `subscription` was entered on the worker thread for `message` (owned copy).
+    Deliver { subscription: Handle, message: Box<str> },
+    /// A posted message (of post or producer `waiter`) was delivered or discarded.
+    Done { waiter: u64, delivered: Delivered },
+    /// Producer `waiter` has posted everything it will.
+    Finished { waiter: u64, posted: u32 },
+}
+
+/// Creates the environment's threadsafe function, unref'd (an idle addon does not keep the loop alive). Its context
+/// is the EnvCell, which outlives it (instance data is finalized after the threadsafe function is gone).
+pub fn create_tsfn(env: sys::napi_env, cell: *const EnvCell) -> Result<sys::napi_threadsafe_function, Throw> {
+    let name = c"napi-ownership-rust delivery";
+    let mut resource_name = ptr::null_mut();
+    let mut tsfn = ptr::null_mut();
+    // SAFETY: plain Node-API calls on the initialising environment with locals as out-parameters. No JS function
+    // (call_js does the calling); queue unbounded (0), one "thread" (our release in the cleanup hook).
+    unsafe {
+        check(
+            env,
+            sys::napi_create_string_utf8(env, name.as_ptr(), name.count_bytes() as isize, &mut resource_name),
+            "napi_create_string_utf8",
+        )?;
+        check(
+            env,
+            sys::napi_create_threadsafe_function(
+                env,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                resource_name,
+                0,
+                1,
+                ptr::null_mut(),
+                None,
+                cell.cast_mut().cast(),
+                Some(call_js),
+                &mut tsfn,
+            ),
+            "napi_create_threadsafe_function",
+        )?;
+        check(env, sys::napi_unref_threadsafe_function(env, tsfn), "napi_unref_threadsafe_function")?;
+    }
+    Ok(tsfn)
+}
+
+/// Stores the threadsafe function made by [`create_tsfn`] (module init, before any other thread can see it).
+pub fn set_tsfn(marshal: &Marshal, tsfn: sys::napi_threadsafe_function) {
+    marshal.tsfn.store(tsfn, Ordering::Release);
+}
+
+/// The threadsafe function's call-js callback: Node hands back every item, once.
+///
+/// # Safety
+/// Called by Node only, on the environment's JS thread, with `data` from [`Marshal::enqueue`] and `context` the
+/// environment's EnvCell; `env` is NULL when the environment is gone (the queue is being drained).
+unsafe extern "C" fn call_js(
+    env: sys::napi_env,
+    _js: sys::napi_value,
+    context: *mut c_void,
+    data: *mut c_void,
+) {
+    // SAFETY: `data` is the Box<Item> leaked by `enqueue`; Node gives each queued item to call_js exactly once.
+    let item = unsafe { Box::from_raw(data.cast::<Item>()) };
+    if env.is_null() {
+        // Teardown: no JS, no state. Freed here: the message copy or the record.
+        #[cfg(not(feature = "seed-bug-tsfn-item-leaked"))]
+        drop(item);
+        // Seeded bug 4 (leak-test self-test builds only): napi-rs's ThreadsafeFunction behaviour, the item is
+        // leaked. black_box keeps the optimiser from treating the pointer as dead and the leak as removable.
+        #[cfg(feature = "seed-bug-tsfn-item-leaked")]
+        std::hint::black_box(Box::into_raw(item));
+        return;
+    }
+    // SAFETY: `context` is the EnvCell given to create_tsfn; it is freed only after the threadsafe function was
+    // finalized, and with a non-NULL env we are on its JS thread, between JS calls (no export holds its state).
+    let cell = unsafe { &*context.cast_const().cast::<EnvCell>() };
+    cell.marshal.queued.fetch_sub(1, Ordering::Relaxed);
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let _ = match *item {
+            Item::Deliver { subscription, message } => deliver(env, cell, subscription, &message),
+            Item::Done { waiter, delivered } => done(env, cell, waiter, delivered),
+            Item::Finished { waiter, posted } => finished(env, cell, waiter, posted),
+        };
+    }));
+    // Nothing above may leave an exception behind (there is no JS caller to receive it).
+    let mut pending = false;
+    // SAFETY: plain queries of this environment.
+    if unsafe { sys::napi_is_exception_pending(env, &mut pending) } == sys::Status::napi_ok && pending {
+        let mut error = ptr::null_mut();
+        // SAFETY: as above.
+        let _ = unsafe { sys::napi_get_and_clear_last_exception(env, &mut error) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// JS-thread bookkeeping
+
+/// The post ledger of docs/raw-contract.md (`pending` is read from the queues).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PostLedger {
+    pub posted: u64,
+    pub delivered: u64,
+    pub skipped: u64,
+}
+
+/// The producer ledger of docs/raw-contract.md (`live` is the table's).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerLedger {
+    pub started: u64,
+    pub stopped: u64,
+    pub finalized: u64,
+}
+
+/// Values thrown by callbacks, kept alive by strong references until they are handed to JS (or dropped).
+pub struct Thrown {
+    env: sys::napi_env,
+    refs: Vec<sys::napi_ref>,
+    /// How many were thrown (those beyond what could be kept are still counted).
+    count: usize,
+}
+
+impl Thrown {
+    fn new(env: sys::napi_env) -> Self {
+        Thrown { env, refs: Vec::new(), count: 0 }
+    }
+
+    /// Keeps `error`, unless `limit` are kept already (then it is only counted).
+    fn record(&mut self, error: sys::napi_value, limit: usize) {
+        self.count += 1;
+        if self.refs.len() >= limit || self.refs.try_reserve(1).is_err() {
+            return;
+        }
+        let mut reference = ptr::null_mut();
+        // SAFETY: `error` is a value of the current scope; count 1 makes the reference strong. Deleted in Drop.
+        if unsafe { sys::napi_create_reference(self.env, error, 1, &mut reference) } == sys::Status::napi_ok {
+            self.refs.push(reference);
+        }
+    }
+
+    fn absorb(&mut self, mut other: Thrown, limit: usize) {
+        self.count += other.count;
+        while self.refs.len() < limit && !other.refs.is_empty() {
+            self.refs.push(other.refs.remove(0));
+        }
+    }
+
+    /// The kept values, in order (their references are deleted when `self` drops).
+    fn values(&self) -> Vec<sys::napi_value> {
+        let mut values = Vec::with_capacity(self.refs.len());
+        for &reference in &self.refs {
+            let mut value = ptr::null_mut();
+            // SAFETY: our live strong reference.
+            if unsafe { sys::napi_get_reference_value(self.env, reference, &mut value) }
+                == sys::Status::napi_ok
+            {
+                values.push(value);
+            }
+        }
+        values
+    }
+}
+
+impl Drop for Thrown {
+    fn drop(&mut self) {
+        for reference in self.refs.drain(..) {
+            // SAFETY: created by `record` on this environment (JS thread, where Thrown lives), deleted once here.
+            let _ = unsafe { sys::napi_delete_reference(self.env, reference) };
+        }
+    }
+}
+
+/// A post's promise cannot hold more errors than it has callbacks; a producer's keeps this many (and counts all).
+const PRODUCER_ERRORS_KEPT: usize = 100;
+
+/// The deliveries of the message the worker is delivering now (see the module notes).
+struct Batch {
+    /// Deliver items processed (ran + skipped), for a check against the worker's count.
+    told: u32,
+    /// Callbacks that ran on the JS thread.
+    ran: u32,
+    thrown: Thrown,
+}
+
+impl Batch {
+    fn new(env: sys::napi_env) -> Self {
+        Batch { told: 0, ran: 0, thrown: Thrown::new(env) }
+    }
+}
+
+/// A promise this addon will settle, held by strong references to its `resolve` and `reject` functions. Not a
+/// `napi_deferred`: one that is never concluded (an environment torn down with a post pending) leaks Node's
+/// persistent handle, and concluding needs JS, which no longer runs then. References can be deleted at teardown:
+/// Drop deletes them, settled or not.
+struct PendingPromise {
+    env: sys::napi_env,
+    resolve: sys::napi_ref,
+    reject: sys::napi_ref,
+}
+
+thread_local! {
+    /// `(resolve, reject)` of the promise being constructed on this thread, left by `capture_executor`.
+    static CAPTURED: Cell<Option<(sys::napi_ref, sys::napi_ref)>> = const { Cell::new(None) };
+}
+
+/// The executor of `new Promise(executor)`: keeps strong references to its `resolve` and `reject` in [`CAPTURED`].
+///
+/// # Safety
+/// Called by V8 (through Node-API) only, synchronously inside `napi_new_instance` in [`PendingPromise::create`].
+unsafe extern "C" fn capture_executor(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc = 2;
+    let mut args = [ptr::null_mut(); 2];
+    let (mut resolve, mut reject) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: `info` is this call's; `args` has room for two values; the references are strong (count 1) and owned
+    // by the PendingPromise that takes them from CAPTURED (or deleted below if one could not be made).
+    unsafe {
+        if sys::napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
+            != sys::Status::napi_ok
+        {
+            return ptr::null_mut();
+        }
+        let made_resolve = sys::napi_create_reference(env, args[0], 1, &mut resolve) == sys::Status::napi_ok;
+        let made_reject = sys::napi_create_reference(env, args[1], 1, &mut reject) == sys::Status::napi_ok;
+        if !(made_resolve && made_reject) {
+            for reference in [resolve, reject].into_iter().filter(|r| !r.is_null()) {
+                let _ = sys::napi_delete_reference(env, reference);
+            }
+            return ptr::null_mut();
+        }
+    }
+    CAPTURED.set(Some((resolve, reject)));
+    ptr::null_mut()
+}
+
+/// What makes promises in one environment: the original `Promise` constructor and our executor, kept by strong
+/// references (deleted at teardown).
+struct PromiseKit {
+    env: sys::napi_env,
+    constructor: sys::napi_ref,
+    executor: sys::napi_ref,
+}
+
+impl PromiseKit {
+    fn new(env: sys::napi_env) -> Result<Self, Throw> {
+        let (mut global, mut constructor, mut executor) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        let mut kit = PromiseKit { env, constructor: ptr::null_mut(), executor: ptr::null_mut() };
+        let name = c"executor";
+        // SAFETY: plain Node-API calls with locals as out-parameters; the references are owned by `kit` (Drop).
+        unsafe {
+            check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
+            check(
+                env,
+                sys::napi_get_named_property(env, global, c"Promise".as_ptr(), &mut constructor),
+                "napi_get_named_property",
+            )?;
+            check(
+                env,
+                sys::napi_create_function(
+                    env,
+                    name.as_ptr(),
+                    name.count_bytes() as isize,
+                    Some(capture_executor),
+                    ptr::null_mut(),
+                    &mut executor,
+                ),
+                "napi_create_function",
+            )?;
+            check(
+                env,
+                sys::napi_create_reference(env, constructor, 1, &mut kit.constructor),
+                "napi_create_reference",
+            )?;
+            check(
+                env,
+                sys::napi_create_reference(env, executor, 1, &mut kit.executor),
+                "napi_create_reference",
+            )?;
+        }
+        Ok(kit)
+    }
+}
+
+impl Drop for PromiseKit {
+    fn drop(&mut self) {
+        for reference in [self.constructor, self.executor].into_iter().filter(|r| !r.is_null()) {
+            // SAFETY: created by `new` on this environment, deleted once here.
+            let _ = unsafe { sys::napi_delete_reference(self.env, reference) };
+        }
+    }
+}
+
+impl PendingPromise {
+    /// `new Promise(executor)`: the promise, and what settles it.
+    fn create(env: sys::napi_env, kit: &PromiseKit) -> Result<(PendingPromise, sys::napi_value), Throw> {
+        let (mut constructor, mut executor, mut promise) =
+            (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        CAPTURED.set(None);
+        // SAFETY: the kit's live strong references; the constructor is the original Promise, which calls only our
+        // executor, synchronously.
+        unsafe {
+            check(
+                env,
+                sys::napi_get_reference_value(env, kit.constructor, &mut constructor),
+                "napi_get_reference_value",
+            )?;
+            check(
+                env,
+                sys::napi_get_reference_value(env, kit.executor, &mut executor),
+                "napi_get_reference_value",
+            )?;
+            check(
+                env,
+                sys::napi_new_instance(env, constructor, 1, &executor, &mut promise),
+                "napi_new_instance",
+            )?;
+        }
+        // Ownership of the two references moves from the executor's hand-off to the PendingPromise.
+        let (resolve, reject) =
+            CAPTURED.take().ok_or_else(|| Throw::internal("the Promise executor was not called"))?;
+        Ok((PendingPromise { env, resolve, reject }, promise))
+    }
+
+    /// Calls `resolve(value)` or `reject(error)`; the references go with `self`.
+    fn settle(self, outcome: Result<sys::napi_value, sys::napi_value>) {
+        let (function, value) = match outcome {
+            Ok(value) => (self.resolve, value),
+            Err(error) => (self.reject, error),
+        };
+        let env = self.env;
+        let (mut function_value, mut undefined, mut result) =
+            (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        // SAFETY: our live strong reference; resolving or rejecting runs no JS synchronously (reactions are
+        // queued as microtasks).
+        unsafe {
+            if sys::napi_get_reference_value(env, function, &mut function_value) == sys::Status::napi_ok
+                && sys::napi_get_undefined(env, &mut undefined) == sys::Status::napi_ok
+            {
+                let _ = sys::napi_call_function(env, undefined, function_value, 1, &value, &mut result);
+            }
+        }
+    }
+}
+
+impl Drop for PendingPromise {
+    fn drop(&mut self) {
+        for reference in [self.resolve, self.reject] {
+            // SAFETY: made by `capture_executor` on this environment (JS thread, where this lives), deleted once.
+            let _ = unsafe { sys::napi_delete_reference(self.env, reference) };
+        }
+    }
+}
+
+/// Who is waiting for Done/Finished items with a given id.
+enum Waiter {
+    Post { promise: PendingPromise, dest: Box<str> },
+    Producer(ProducerWaiter),
+}
+
+struct ProducerWaiter {
+    promise: PendingPromise,
+    dest: Box<str>,
+    /// Known once its Finished item arrived.
+    posted: Option<u32>,
+    /// Done items processed for its messages.
+    told: u64,
+    thrown: Thrown,
+}
+
+impl ProducerWaiter {
+    fn complete(&self) -> bool {
+        self.posted.is_some_and(|posted| u64::from(posted) == self.told)
+    }
+}
+
+/// Waiters by id: a slab, whose id is the slot. A slot is reused only after its waiter was removed, which happens
+/// when its last item arrived (a post's Done; a producer's Finished and every Done), so no later item can name it.
+/// Not a HashMap: hashbrown keeps an interior pointer to its table, which valgrind reports as "possibly lost" when
+/// the process exits without environment teardown (`process.exit()` on the main thread) while posts are pending.
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<Waiter>>,
+    free: Vec<u64>,
+}
+
+impl Waiters {
+    /// Stores `waiter`; its id. Never aborts on allocation failure.
+    fn insert(&mut self, waiter: Waiter) -> Result<u64, Throw> {
+        if let Some(id) = self.free.pop() {
+            self.slots[id as usize] = Some(waiter);
+            return Ok(id);
+        }
+        // Room to park the slot on the free list later, so `remove` never allocates.
+        if self.slots.try_reserve(1).is_err()
+            || self.free.try_reserve(self.slots.len() + 1 - self.free.len()).is_err()
+        {
+            return Err(Throw::range_error(
+                "ERR_NATIVE_ALLOC",
+                "could not allocate the record of a pending post".to_owned(),
+            ));
+        }
+        self.slots.push(Some(waiter));
+        Ok((self.slots.len() - 1) as u64)
+    }
+
+    fn get(&self, id: u64) -> Option<&Waiter> {
+        self.slots.get(id as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Waiter> {
+        self.slots.get_mut(id as usize)?.as_mut()
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let waiter = self.slots.get_mut(id as usize)?.take()?;
+        self.free.push(id);
+        Some(waiter)
+    }
+}
+
+/// The JS-thread side of native-thread delivery, in the environment's state.
+pub struct Posts {
+    pub ledger: PostLedger,
+    /// Made on the first post or produce.
+    kit: Option<PromiseKit>,
+    waiters: Waiters,
+    batch: Batch,
+    /// Pending posts plus producers not complete: the threadsafe function is ref'd while non-zero.
+    keepalive: u64,
+}
+
+impl Posts {
+    pub fn new(env: sys::napi_env) -> Self {
+        Posts {
+            ledger: PostLedger::default(),
+            kit: None,
+            waiters: Waiters::default(),
+            batch: Batch::new(env),
+            keepalive: 0,
+        }
+    }
+
+    /// A new promise and what settles it.
+    fn promise(&mut self, env: sys::napi_env) -> Result<(PendingPromise, sys::napi_value), Throw> {
+        if self.kit.is_none() {
+            self.kit = Some(PromiseKit::new(env)?);
+        }
+        PendingPromise::create(env, self.kit.as_ref().expect("made above"))
+    }
+
+    /// One more reason to keep the event loop alive.
+    fn hold(&mut self, env: sys::napi_env, marshal: &Marshal) {
+        if self.keepalive == 0 {
+            // SAFETY: JS thread; our threadsafe function (not released: JS is running).
+            let _ = unsafe { sys::napi_ref_threadsafe_function(env, marshal.tsfn()) };
+        }
+        self.keepalive += 1;
+    }
+
+    /// One reason fewer; the loop may exit once there are none.
+    fn unhold(&mut self, env: sys::napi_env, marshal: &Marshal) {
+        self.keepalive -= 1;
+        if self.keepalive == 0 {
+            // SAFETY: as in `hold`.
+            let _ = unsafe { sys::napi_unref_threadsafe_function(env, marshal.tsfn()) };
+        }
+    }
+}
+
+/// A producer slot (kind 3): owns the producer (its thread and native record). Its `done` is a waiter in `Posts`.
+pub struct ProducerSlot {
+    producer: Producer,
+}
+
+/// `stats().posts`.
+pub fn post_stats(env: sys::napi_env, ledger: PostLedger, pending: u64) -> CallResult {
+    let count = |n: u64| create_double(env, n as f64);
+    create_object(
+        env,
+        &[
+            (c"posted", count(ledger.posted)?),
+            (c"delivered", count(ledger.delivered)?),
+            (c"skipped", count(ledger.skipped)?),
+            (c"pending", count(pending)?),
+        ],
+    )
+}
+
+/// `stats().producers`.
+pub fn producer_stats(env: sys::napi_env, ledger: ProducerLedger, live: u64) -> CallResult {
+    let count = |n: u64| create_double(env, n as f64);
+    create_object(
+        env,
+        &[
+            (c"live", count(live)?),
+            (c"started", count(ledger.started)?),
+            (c"stopped", count(ledger.stopped)?),
+            (c"finalized", count(ledger.finalized)?),
+        ],
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Processing items on the JS thread
+
+fn state_of(cell: &EnvCell) -> Result<std::cell::RefMut<'_, crate::state::EnvState>, Throw> {
+    cell.try_borrow_mut().map_err(|_| Throw::internal("threadsafe function called during a call"))
+}
+
+/// A Deliver item: calls the subscription's function with the message, unless it was cancelled meanwhile.
+fn deliver(env: sys::napi_env, cell: &EnvCell, subscription: Handle, message: &str) -> Result<(), Throw> {
+    let function = {
+        let mut state = state_of(cell)?;
+        state.posts.batch.told += 1;
+        let function = match state.subscriptions.get_mut(subscription.slot, subscription.generation) {
+            Ok(wrapper) => wrapper.handler().function(),
+            Err(_) => {
+                // Cancelled (or shut down) after the worker entered its callback: never called again.
+                state.posts.ledger.skipped += 1;
+                return Ok(());
+            }
+        };
+        let mut value = ptr::null_mut();
+        // SAFETY: the subscription's live strong reference (its slot is live and we hold the state).
+        let status = unsafe { sys::napi_get_reference_value(env, function, &mut value) };
+        check(env, status, "napi_get_reference_value")?;
+        value
+    };
+    let (mut text, mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: call_js's handle scope; `message` outlives the copy Node makes; locals as out-parameters.
+    unsafe {
+        check(
+            env,
+            sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text),
+            "napi_create_string_utf8",
+        )?;
+        check(env, sys::napi_get_undefined(env, &mut undefined), "napi_get_undefined")?;
+    }
+    // SAFETY: `function` was read from the live reference above; no state borrow is held (the callback may call
+    // any export, including cancel and shutdown).
+    let status = unsafe { sys::napi_call_function(env, undefined, function, 1, &text, &mut result) };
+    let thrown = if status == sys::Status::napi_ok {
+        None
+    } else {
+        let mut pending = false;
+        // SAFETY: plain queries of this environment.
+        let asked = unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+        if asked != sys::Status::napi_ok || !pending {
+            return Ok(()); // JS cannot run any more (a terminating worker): it did not run
+        }
+        let mut error = ptr::null_mut();
+        // SAFETY: an exception is pending; taking it is ours to report.
+        let status = unsafe { sys::napi_get_and_clear_last_exception(env, &mut error) };
+        check(env, status, "napi_get_and_clear_last_exception")?;
+        Some(error)
+    };
+    let mut state = state_of(cell)?;
+    state.posts.ledger.delivered += 1;
+    state.posts.batch.ran += 1;
+    if let Some(error) = thrown {
+        state.posts.batch.thrown.record(error, usize::MAX);
+    }
+    Ok(())
+}
+
+/// A Done item: the message of post or producer `id` was delivered (`Ran`) or discarded.
+fn done(env: sys::napi_env, cell: &EnvCell, id: u64, delivered: Delivered) -> Result<(), Throw> {
+    let mut state = state_of(cell)?;
+    let batch = match delivered {
+        Delivered::Ran(entered) => {
+            let batch = mem::replace(&mut state.posts.batch, Batch::new(env));
+            debug_assert_eq!(batch.told, entered, "the deliveries of one message arrive before its Done");
+            batch
+        }
+        // Told by a shutdown: it had no deliveries (and the batch belongs to nobody yet).
+        Delivered::Discarded => Batch::new(env),
+    };
+    let posts = &mut state.posts;
+    match posts.waiters.get_mut(id) {
+        // Nobody waits (cannot happen: a waiter is recorded before its post and removed after its last item).
+        None => Ok(()),
+        Some(Waiter::Post { .. }) => {
+            let Some(Waiter::Post { promise, dest }) = posts.waiters.remove(id) else { unreachable!() };
+            posts.unhold(env, &cell.marshal);
+            drop(state);
+            settle_post(env, promise, &dest, batch)
+        }
+        Some(Waiter::Producer(producer)) => {
+            posts.ledger.posted += 1;
+            producer.told += 1;
+            producer.thrown.absorb(batch.thrown, PRODUCER_ERRORS_KEPT);
+            finish_producer_if_complete(env, cell, state, id)
+        }
+    }
+}
+
+/// A Finished item: producer `id` has posted `posted` messages and ended.
+fn finished(env: sys::napi_env, cell: &EnvCell, id: u64, posted: u32) -> Result<(), Throw> {
+    let mut state = state_of(cell)?;
+    if let Some(Waiter::Producer(producer)) = state.posts.waiters.get_mut(id) {
+        producer.posted = Some(posted);
+    }
+    finish_producer_if_complete(env, cell, state, id)
+}
+
+/// Resolves a producer's `done` once it has finished and every message it posted was told.
+fn finish_producer_if_complete(
+    env: sys::napi_env,
+    cell: &EnvCell,
+    mut state: std::cell::RefMut<'_, crate::state::EnvState>,
+    id: u64,
+) -> Result<(), Throw> {
+    let posts = &mut state.posts;
+    let complete = matches!(posts.waiters.get(id), Some(Waiter::Producer(p)) if p.complete());
+    if !complete {
+        return Ok(());
+    }
+    let Some(Waiter::Producer(producer)) = posts.waiters.remove(id) else { unreachable!() };
+    posts.unhold(env, &cell.marshal);
+    drop(state);
+    let posted = create_double(env, f64::from(producer.posted.unwrap_or(0)))?;
+    if producer.thrown.count != 0 {
+        // No promise of a message to reject: `done` resolves (the TypeScript layer releases the producer on it), and
+        // what the callbacks threw is reported as a process warning, as Node does for an exception a threadsafe
+        // function's callback leaves at this Node-API version.
+        let values = producer.thrown.values();
+        if let Ok(error) = collected_error(env, &values, producer.thrown.count, &producer.dest) {
+            emit_warning(env, error);
+        }
+    }
+    producer.promise.settle(Ok(posted));
+    Ok(())
+}
+
+/// Resolves a post's promise with how many callbacks ran, or rejects it with what they threw.
+fn settle_post(env: sys::napi_env, promise: PendingPromise, dest: &str, batch: Batch) -> Result<(), Throw> {
+    if batch.thrown.count == 0 {
+        let ran = create_double(env, f64::from(batch.ran))?;
+        promise.settle(Ok(ran));
+        return Ok(());
+    }
+    let values = batch.thrown.values();
+    match collected_error(env, &values, batch.thrown.count, dest) {
+        Ok(error) => promise.settle(Err(error)),
+        Err(failure) => {
+            // Could not even build the error: still settle (a promise that never settles keeps its awaiter forever).
+            let ran = create_double(env, f64::from(batch.ran))?;
+            promise.settle(Ok(ran));
+            return Err(failure);
+        }
+    }
+    Ok(())
+}
+
+/// `process.emitWarning(error)`.
+fn emit_warning(env: sys::napi_env, error: sys::napi_value) {
+    let (mut global, mut process, mut emit, mut result) =
+        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: plain Node-API calls on this environment with locals as out-parameters; a failure leaves at most a
+    // pending exception, which call_js clears.
+    unsafe {
+        if sys::napi_get_global(env, &mut global) != sys::Status::napi_ok
+            || sys::napi_get_named_property(env, global, c"process".as_ptr(), &mut process)
+                != sys::Status::napi_ok
+            || sys::napi_get_named_property(env, process, c"emitWarning".as_ptr(), &mut emit)
+                != sys::Status::napi_ok
+        {
+            return;
+        }
+        let _ = sys::napi_call_function(env, process, emit, 1, &error, &mut result);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Exports
+
+/// `post(dest, message)`: queues the message for the worker thread; a promise of how many callbacks ran.
+pub struct Post;
+
+impl Export<2> for Post {
+    const NAME: &'static CStr = c"post";
+
+    fn call(call: &Call<'_, 2>) -> CallResult {
+        let env = call.env;
+        let mut dest_arg = Utf8Arg::new();
+        let dest = read_dest(env, call.args[0], &mut dest_arg)?;
+        let mut message_arg = Utf8Arg::new();
+        let message = read_message(env, call.args[1], &mut message_arg)?;
+        let cell = call.state;
+        let mut state = borrow_state(call)?;
+        // The promise and its waiter first (the waiter's id travels with the post). If the post is refused, removing
+        // the waiter drops the promise's references: nobody waits.
+        let (promise, value) = state.posts.promise(env)?;
+        // Node-API wrote UTF-8; kept for the message of an AggregateError.
+        let dest_text: Box<str> = String::from_utf8_lossy(dest.to_bytes()).into();
+        let id = state.posts.waiters.insert(Waiter::Post { promise, dest: dest_text })?;
+        let marshal = cell.marshal.for_threads();
+        // The closure is boxed and lent to the dispatcher; its on_delivered (worker thread, or a shutdown) takes it
+        // back and drops it, once, after enqueueing this post's Done item.
+        let posted = cell.dispatcher.post_cstr(dest, message, move |delivered| {
+            marshal.get().enqueue(Item::Done { waiter: id, delivered })
+        });
+        if posted.is_err() {
+            state.posts.waiters.remove(id);
+            return Err(Throw::range_error(
+                "ERR_NATIVE_ALLOC",
+                "could not queue the message: the dispatcher could not copy it or start its worker thread"
+                    .to_owned(),
+            ));
+        }
+        state.posts.ledger.posted += 1;
+        state.posts.hold(env, &cell.marshal);
+        Ok(value)
+    }
+}
+
+/// An integer argument in `[0, max]`: `ERR_INVALID_ARG_TYPE` if not a number, `ERR_OUT_OF_RANGE` otherwise.
+fn read_integer(env: sys::napi_env, value: sys::napi_value, name: &str, max: u32) -> Result<u32, Throw> {
+    let mut number = 0f64;
+    // SAFETY: `value` is an argument of the current call; `number` is a local.
+    let status = unsafe { sys::napi_get_value_double(env, value, &mut number) };
+    if status == sys::Status::napi_number_expected {
+        return Err(invalid_arg_type(env, "a number", name, value));
+    }
+    check(env, status, "napi_get_value_double")?;
+    // NaN fails both comparisons; -0 is the integer 0, as for Number.isInteger.
+    if number >= 0.0 && number <= f64::from(max) && number.fract() == 0.0 {
+        return Ok(number as u32);
+    }
+    Err(Throw::range_error(
+        "ERR_OUT_OF_RANGE",
+        format!(
+            "The value of \"{name}\" is out of range. It must be an integer from 0 to {max}. Received {}",
+            number_to_string(env, value)?
+        ),
+    ))
+}
+
+/// `produce(dest, count, intervalMs)`: starts a producer thread; `{ handle, done }`.
+pub struct Produce;
+
+impl Export<3> for Produce {
+    const NAME: &'static CStr = c"produce";
+
+    fn call(call: &Call<'_, 3>) -> CallResult {
+        let env = call.env;
+        let mut dest_arg = Utf8Arg::new();
+        read_dest(env, call.args[0], &mut dest_arg)?;
+        let count = read_integer(env, call.args[1], "count", u32::MAX)?;
+        let interval_ms = read_integer(env, call.args[2], "intervalMs", 60_000)?;
+        let dest = dest_arg.as_str()?;
+        let cell = call.state;
+        let mut state = borrow_state(call)?;
+        let (slot, generation) = state.producers.next_key().ok_or_else(|| {
+            Throw::range_error(
+                "ERR_NATIVE_ALLOC",
+                "could not allocate a handle for the native producer: the handle table of this environment is full"
+                    .to_owned(),
+            )
+        })?;
+        let (promise, done) = state.posts.promise(env)?;
+        let waiter =
+            ProducerWaiter { promise, dest: dest.into(), posted: None, told: 0, thrown: Thrown::new(env) };
+        let id = state.posts.waiters.insert(Waiter::Producer(waiter))?;
+        let (on_delivered, on_finished) = (cell.marshal.for_threads(), cell.marshal.for_threads());
+        // The producer's callbacks are boxed once and lent to its thread and its posts; the last of them frees them.
+        let started = Producer::start(
+            &cell.dispatcher,
+            dest,
+            count,
+            interval_ms,
+            move |delivered| on_delivered.get().enqueue(Item::Done { waiter: id, delivered }),
+            move |posted| on_finished.get().enqueue(Item::Finished { waiter: id, posted }),
+        );
+        let Ok(producer) = started else {
+            // Nothing started: no item will name the waiter.
+            state.posts.waiters.remove(id);
+            return Err(Throw::range_error(
+                "ERR_NATIVE_ALLOC",
+                "could not start the native producer thread".to_owned(),
+            ));
+        };
+        // Ownership moves into the table: the slot owns the producer until producer_stop, finalize_producer or
+        // teardown. `next_key` reserved room, so this cannot fail.
+        let inserted = state.producers.insert(ProducerSlot { producer });
+        debug_assert_eq!(inserted.as_ref().ok(), Some(&(slot, generation)));
+        state.producer_ledger.started += 1;
+        state.posts.hold(env, &cell.marshal);
+        let env_id = state.env_id;
+        drop(state);
+        let handle =
+            create_double(env, Handle::new(env_id, BACKEND, Kind::Producer, generation, slot).to_f64())?;
+        create_object(env, &[(c"handle", handle), (c"done", done)])
+    }
+}
+
+/// Stops and releases producer `call.args[0]`: whether this stopped it early; `false` if already released.
+fn release_producer<const N: usize>(call: &Call<'_, N>, finalized: bool) -> CallResult {
+    let env = call.env;
+    let mut state = borrow_state(call)?;
+    let handle = decode_handle(env, &state, call.args[0], Kind::Producer)?;
+    let slot = match state.producers.remove(handle.slot, handle.generation) {
+        Ok(slot) => slot,
+        Err(HandleError::Released) => return get_boolean(env, false),
+        Err(error) => return Err(handle_error(env, call.args[0], error, Kind::Producer)),
+    };
+    // Joins its thread (on_finished has been called when this returns), then frees it (producer_free). Messages it
+    // posted are still told: its `done` settles once they are.
+    let early = slot.producer.stop();
+    drop(slot);
+    if finalized {
+        state.producer_ledger.finalized += 1;
+    } else {
+        state.producer_ledger.stopped += 1;
+    }
+    drop(state);
+    get_boolean(env, early)
+}
+
+pub struct ProducerStop;
+
+impl Export<1> for ProducerStop {
+    const NAME: &'static CStr = c"producer_stop";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        release_producer(call, false)
+    }
+}
+
+pub struct FinalizeProducer;
+
+impl Export<1> for FinalizeProducer {
+    const NAME: &'static CStr = c"finalize_producer";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        release_producer(call, true)
+    }
+}
+
+pub struct ProducerActive;
+
+impl Export<1> for ProducerActive {
+    const NAME: &'static CStr = c"producer_active";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let env = call.env;
+        let mut state = borrow_state(call)?;
+        let handle = decode_handle(env, &state, call.args[0], Kind::Producer)?;
+        let active = match state.producers.get_mut(handle.slot, handle.generation) {
+            Ok(slot) => !slot.producer.is_finished(),
+            Err(HandleError::Released) => false,
+            Err(error) => return Err(handle_error(env, call.args[0], error, Kind::Producer)),
+        };
+        drop(state);
+        get_boolean(env, active)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Teardown
+
+/// The environment cleanup hook, registered after the threadsafe function was created so that it runs before the
+/// threadsafe function's own hook (hooks run in reverse order): stops and joins every producer, shuts the dispatcher
+/// down (joining its worker; discarded posts come back as Done items, still accepted), then releases the threadsafe
+/// function. Node then drains what is queued through `call_js` with a NULL env, which frees it.
+///
+/// # Safety
+/// Called by Node once, on the JS thread, at environment teardown, with the EnvCell registered in `env_state`
+/// (freed later, by the instance-data finalizer).
+pub unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
+    // SAFETY: see above; no JS runs any more, so no export holds the state.
+    let cell = unsafe { &*arg.cast_const().cast::<EnvCell>() };
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if let Ok(mut state) = cell.try_borrow_mut() {
+            // Dropping a slot frees its producer: producer_free stops and joins the thread.
+            state.producers.drain().for_each(drop);
+        }
+        // Drops every registration (the wrappers in the subscription table free their boxes later, in the
+        // instance-data finalizer) and joins the worker; discarded posts enqueue their Done items.
+        cell.dispatcher.shutdown();
+        cell.marshal.release();
+    }));
+}
