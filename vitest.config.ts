@@ -8,6 +8,7 @@ const gcStress = process.env.NAPI_OWNERSHIP_GC_STRESS === '1' ? ['--stress-compa
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['./test/support/build-dist.ts'],
     // Each test file in its own child process with gc() exposed: GC-dependent tests call it in bounded loops.
     pool: 'forks',
     execArgv: ['--expose-gc', ...gcStress],
