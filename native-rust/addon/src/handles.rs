@@ -64,8 +64,9 @@ impl Kind {
     }
 }
 
-/// A handle split into its fields. Fields are not validated here; see [`Handle::classify`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A handle split into its fields. Fields are not validated here; see [`Handle::classify`]. The default (all
+/// zeros) is never issued: generation 0 does not exist.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Handle {
     pub env: u8,
     pub tag: u8,

@@ -104,7 +104,7 @@ pub struct EnvState {
 }
 
 impl EnvState {
-    fn new(env: sys::napi_env, env_id: u8) -> Self {
+    fn new(env_id: u8) -> Self {
         EnvState {
             env_id,
             strings: HandleTable::default(),
@@ -113,7 +113,7 @@ impl EnvState {
             handlers: HandlerLedger::default(),
             producers: HandleTable::default(),
             producer_ledger: ProducerLedger::default(),
-            posts: Posts::new(env),
+            posts: Posts::new(),
             unreported: 0,
         }
     }
@@ -166,11 +166,8 @@ pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
             "could not allocate the dispatcher of this environment".to_owned(),
         )
     })?;
-    let cell = EnvCell {
-        state: RefCell::new(EnvState::new(env, next_env_id())),
-        dispatcher,
-        marshal: Marshal::new(),
-    };
+    let cell =
+        EnvCell { state: RefCell::new(EnvState::new(next_env_id())), dispatcher, marshal: Marshal::new() };
     // Ownership moves to Node-API instance data: freed by `finalize_instance_data` at teardown.
     let state = Box::into_raw(Box::new(cell));
     // The threadsafe function's context is the cell, which outlives it (instance data is finalized after it).
@@ -231,7 +228,7 @@ unsafe extern "C" fn finalize_instance_data(env: sys::napi_env, data: *mut c_voi
             // Already stopped by the cleanup hook; freeing one that was not would stop and join it here.
             state.producers.drain().for_each(drop);
             // Unsettled promises and the references to thrown values.
-            let posts = std::mem::replace(&mut state.posts, Posts::new(env));
+            let posts = std::mem::replace(&mut state.posts, Posts::new());
             drop(posts);
         }
         // Node freed the threadsafe function before calling us: nothing may be enqueued on it any more.

@@ -16,8 +16,8 @@
 //! callback is the JS argument itself (no string is created), and nothing is allocated unless a callback throws.
 //!
 //! The same `JsCallback` also receives posted messages, which the dispatcher delivers on its worker thread: there it
-//! only enqueues an item naming its subscription *handle* (see threads.rs), so it must be `Sync`, and it is: off the
-//! JS thread it reads nothing but two immutable plain values.
+//! only records its subscription *handle* for the message's item (see threads.rs), so it must be `Sync`, and it is:
+//! off the JS thread it reads nothing but one immutable plain value.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -34,7 +34,7 @@ use crate::call::{
 use crate::handles::{Handle, HandleError, Kind};
 use crate::state::HandlerLedger;
 use crate::strings::borrow_state;
-use crate::threads::{Item, MarshalRef};
+use crate::threads::worker_delivered;
 
 /// One `send` in progress: what its callbacks receive and where they leave what they throw. Lives on the `send`
 /// export's stack; [`SENDING`] points to it while `dispatcher_send` runs.
@@ -59,23 +59,21 @@ thread_local! {
 
 /// Seed 000's boxed handler for a JS function.
 ///
-/// Two of its fields are for the JS thread only (`env`, `function`: Node-API values), two may be read from the
-/// dispatcher's worker thread (`subscription`, `marshal`: plain values, never written after construction).
+/// Two of its fields are for the JS thread only (`env`, `function`: Node-API values); `subscription` may be read
+/// from the dispatcher's worker thread (a plain value, never written after construction).
 pub struct JsCallback {
     env: sys::napi_env,
     /// Strong reference (count 1) to the function: keeps it alive while registered. Deleted in Drop.
     function: sys::napi_ref,
     /// This registration's own handle: what a posted delivery names (never a pointer to this box).
     subscription: Handle,
-    /// Where posted deliveries go: the environment's threadsafe function.
-    marshal: MarshalRef,
 }
 
-// SAFETY: the dispatcher's worker thread calls `on_send(&self)` for posted messages. There, SENDING (a thread-local)
-// is NULL, so `on_send` reads only `subscription` (Copy, immutable) and `marshal` (a pointer to a Sync Marshal that
-// outlives the worker) and enqueues a copy of the message. `env` and `function` are touched only on the JS thread,
-// inside this environment's `send` (SENDING set, same env), and by Drop. Not Send: the box is dropped where its
-// UserSpaceWrapper lives, the JS thread (cancel waits for the worker to leave the callback first).
+// SAFETY: the dispatcher's worker thread calls `on_send(&self)` for posted messages. There SENDING (a thread-local)
+// is NULL, so `on_send` reads only `subscription` (Copy, immutable) and the message, into a thread-local batch of
+// that worker. `function` is used only on the JS thread, inside this environment's `send` (SENDING set), and by
+// Drop. Not Send: the box is dropped where its UserSpaceWrapper lives, the JS thread (cancel waits for the worker to
+// leave the callback before it returns).
 unsafe impl Sync for JsCallback {}
 
 impl JsCallback {
@@ -88,15 +86,13 @@ impl JsCallback {
 impl OnSend for JsCallback {
     /// Inside this environment's `send` (JS thread): calls the function with `(message)`, `this` undefined, where
     /// the JS message is the `send` argument itself. Anywhere else (the dispatcher's worker thread delivering a
-    /// posted message): enqueues `{ handle, message copy }` for the JS thread.
+    /// posted message): records this subscription's handle for the message's item, which the JS thread looks up.
     fn on_send(&self, _dest: &str, msg: &str) {
         // SAFETY: a non-NULL SENDING is the frame of the innermost `send` export still on this thread's stack.
         let delivery = unsafe { SENDING.get().as_ref() }.filter(|delivery| delivery.env == self.env);
         let Some(delivery) = delivery else {
-            // Off the JS thread: only the two immutable plain fields are read (see the Sync impl).
-            self.marshal
-                .get()
-                .enqueue(Item::Deliver { subscription: self.subscription, message: msg.into() });
+            // Off the JS thread: only the immutable plain handle is read (see the Sync impl).
+            worker_delivered(self.subscription, msg);
             return;
         };
         let mut function = ptr::null_mut();
@@ -185,8 +181,7 @@ impl Export<2> for Handler {
         let status = unsafe { sys::napi_create_reference(env, callback, 1, &mut reference) };
         check(env, status, "napi_create_reference")?;
         // The box owns the reference from here: any failure below drops it, deleting the reference.
-        let marshal = call.state.marshal.for_threads();
-        let boxed = Box::new(JsCallback { env, function: reference, subscription, marshal });
+        let boxed = Box::new(JsCallback { env, function: reference, subscription });
         // Seed 000's handler_: boxed as RustSideHandler and FFIWrapper, lent to the dispatcher. (It calls no JS, so
         // holding the state across it is fine.)
         let wrapper = handler_(&call.state.dispatcher, dest.as_str()?, boxed)
