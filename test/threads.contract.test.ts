@@ -78,6 +78,38 @@ describe.each(backends)('$name: native-thread delivery', (backend) => {
     expect((err as AggregateError).errors.map((e: Error) => e.message)).toEqual(['boom', 'second']);
   });
 
+  test('Risk: a callback throwing during a producer’s deliveries crashes the process — no: one warning, done resolves', async () => {
+    const warnings: unknown[] = [];
+    const onWarning = (w: unknown) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      let ran = 0;
+      using thrower = backend.handler('pw', (m) => {
+        throw new Error(`boom ${m}`);
+      });
+      using counter = backend.handler('pw', () => ran++);
+      expect(await backend.produce('pw', { count: 20 }).done).toBe(20);
+      expect(ran).toBe(20); // the others still ran
+      await new Promise<void>((resolve) => setImmediate(resolve)); // emitWarning emits on the next tick
+      expect(warnings).toHaveLength(1);
+      const w = warnings[0] as AggregateError & { code?: string };
+      expect(w).toBeInstanceOf(AggregateError);
+      expect(w.code).toBe('ERR_CALLBACKS_THREW');
+      expect(w.message).toBe('20 callbacks threw while delivering to "pw"');
+      expect(w.errors).toHaveLength(20);
+
+      using other = backend.handler('pw1', () => {
+        throw new Error('only one');
+      });
+      expect(await backend.produce('pw1', { count: 1 }).done).toBe(1);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(warnings).toHaveLength(2);
+      expect((warnings[1] as Error).message).toBe('only one'); // exactly one: the error itself
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   test('a producer thread posts count messages; done resolves with the count; its record is released', async () => {
     const got: string[] = [];
     using sub = backend.handler('prod', (m) => got.push(m));

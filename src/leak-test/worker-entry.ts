@@ -1,8 +1,9 @@
-/** The worker of the worker-terminated scenario: strings, subscriptions and native-thread delivery until terminated. */
+/** The worker of the worker scenarios: strings, subscriptions and native-thread delivery until it is ended. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { cpp, rust } from '../index.js';
 
-const backend = (workerData as { backend: string }).backend === 'cpp' ? cpp : rust;
+const { backend: name, exitInside } = workerData as { backend: string; exitInside?: boolean };
+const backend = name === 'cpp' ? cpp : rust;
 const live: unknown[] = [];
 let i = 0;
 function work(): void {
@@ -16,7 +17,13 @@ function work(): void {
     if (i % 2) sub.cancel();
     else live.push(sub);
   }
-  if (i === 100) parentPort!.postMessage('busy');
+  if (i === 100) {
+    // Deliveries are in flight now: the producer posts, the worker thread delivers, items wait on the threadsafe
+    // function. Either the main thread terminates us, or we exit ourselves: a worker's process.exit() tears its
+    // environment down (unlike the main thread's), so every queued item must be freed there.
+    if (exitInside) process.exit(0);
+    parentPort!.postMessage('busy');
+  }
   setImmediate(work); // never stops by itself: only terminate() ends it
 }
 backend.handler('w', () => {}); // kept registered: the producer's deliveries are in flight when terminate() lands
