@@ -46,7 +46,8 @@ struct MessageItem : Item {
   std::uint64_t handle_at(std::size_t i) const noexcept { return more.empty() ? inline_handles[i] : more[i]; }
 
   AddonState* const state;
-  std::uint64_t token;                 // the post's promise in AddonState::promises; 0 for a producer's message
+  std::uint64_t token;                 // in AddonState::promises: the post's promise, or its producer's `done`
+  bool from_producer = false;          // a producer's message: what its callbacks threw goes to `done`'s record
   std::int32_t delivered = 0;          // the dispatcher's count (trampoline calls); -1: discarded
   std::string message;                 // owned copy (empty if no trampoline ran)
   std::uint64_t inline_handles[kInline] = {};
@@ -89,7 +90,15 @@ struct PendingPromise {
   napi_ref resolve = nullptr;
   napi_ref reject = nullptr;
   std::string dest;  // for the AggregateError of a post whose callbacks threw
+  // A producer's `done` only: what the callbacks of its messages threw, reported in one process warning when `done`
+  // resolves. The first kProducerErrorsKept values by strong references (deleted with resolve/reject, so on every path
+  // that drops this promise, teardown included); all of them counted.
+  std::vector<napi_ref> thrown;
+  std::size_t thrown_count = 0;
 };
+
+// How many of the values thrown during a producer's deliveries its `done` keeps (the warning counts all of them).
+inline constexpr std::size_t kProducerErrorsKept = 100;
 
 // A producer slot (kind 3). Members are destroyed in reverse order: the producer first (producer_free: stop + join,
 // after which on_finished has run), then the control block its thread was using.

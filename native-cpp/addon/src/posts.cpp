@@ -68,6 +68,8 @@ void drop_promise(napi_env env, PendingPromise& promise) noexcept {
   if (promise.resolve != nullptr) (void)napi_delete_reference(env, promise.resolve);
   if (promise.reject != nullptr) (void)napi_delete_reference(env, promise.reject);
   promise.resolve = promise.reject = nullptr;
+  for (const napi_ref error : promise.thrown) (void)napi_delete_reference(env, error);
+  promise.thrown.clear();
 }
 
 napi_value reference_value(napi_env env, napi_ref ref) {
@@ -110,7 +112,7 @@ std::uint64_t keep_promise(napi_env env, AddonState& state, PendingPromise& prom
 void settle(napi_env env, AddonState& state, std::uint64_t token, bool ok, napi_value value) noexcept {
   const auto found = state.promises.find(token);
   if (found == state.promises.end()) return;
-  PendingPromise promise = found->second;  // the references are ours now
+  PendingPromise promise = std::move(found->second);  // the references are ours now (a move: never allocates)
   state.promises.erase(found);
   napi_value function = nullptr, receiver = nullptr;
   if (value != nullptr && napi_get_reference_value(env, ok ? promise.resolve : promise.reject, &function) == napi_ok &&
@@ -169,8 +171,9 @@ void on_post_delivered(void* ctx, std::int32_t delivered) noexcept {
 void on_produced_delivered(void* ctx, std::int32_t delivered) noexcept {
   ProducerRun* const run = static_cast<ProducerRun*>(ctx);
   AddonState& state = *run->state;  // read now: once the balance is updated, `run` may belong to another thread
-  MessageItem* const item = new (std::nothrow) MessageItem(&state, 0);
+  MessageItem* const item = new (std::nothrow) MessageItem(&state, run->token);  // set before the thread started
   if (item != nullptr) {
+    item->from_producer = true;
     item->delivered = delivered;
     if (delivered >= 0) take_batch(state, *item);
     enqueue(state, item);
@@ -194,8 +197,29 @@ void on_producer_finished(void* ctx, std::uint32_t posted) noexcept {
 
 // ---- on the JS thread: call_js ---------------------------------------------------------------------------------
 
-// Calls the live subscriptions of one delivered message, then settles its post (or, for a producer's message, raises
-// what its callbacks threw as uncaught exceptions: nobody awaits a producer's messages one by one).
+// A producer's message: nobody awaits its messages one by one, so what their callbacks threw is kept with its `done`
+// (the first kProducerErrorsKept values, all counted) until finish() reports it.
+void record_producer_errors(napi_env env, AddonState& state, std::uint64_t token, const std::vector<napi_value>& thrown,
+                            std::size_t unrecorded) noexcept {
+  const auto found = state.promises.find(token);
+  if (found == state.promises.end()) return;  // cannot happen: `done` settles only after its producer's last message
+  PendingPromise& done = found->second;
+  done.thrown_count += thrown.size() + unrecorded;
+  for (const napi_value error : thrown) {
+    if (done.thrown.size() >= kProducerErrorsKept) break;
+    napi_ref ref = nullptr;
+    // Not every value can be referenced at this Node-API version (a thrown primitive): then it is only counted.
+    if (napi_create_reference(env, error, 1, &ref) != napi_ok || ref == nullptr) continue;
+    try {
+      done.thrown.push_back(ref);
+    } catch (...) {  // std::bad_alloc: only counted
+      (void)napi_delete_reference(env, ref);
+    }
+  }
+}
+
+// Calls the live subscriptions of one delivered message, then settles its post (or, for a producer's message, records
+// what its callbacks threw for its `done`).
 void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
   napi_value receiver = nullptr;
   napi_value message = nullptr;
@@ -235,8 +259,8 @@ void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
   }
   state.posts.delivered += ran;
 
-  if (item.token == 0) {  // a producer's message
-    for (const napi_value error : thrown) (void)napi_fatal_exception(env, error);
+  if (item.from_producer) {
+    if (!thrown.empty() || unrecorded != 0) record_producer_errors(env, state, item.token, thrown, unrecorded);
     return;
   }
   napi_value outcome = nullptr;
@@ -259,8 +283,40 @@ void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
   release_loop(env, state);
 }
 
+// process.emitWarning(<what the callbacks of a producer's messages threw>): the error itself if exactly one was thrown,
+// else an AggregateError (errors::callbacks_threw). Leaves no exception pending: one left behind by call_js would be
+// reported by Node as a second warning (DEP0168) at this Node-API version.
+void warn_thrown(napi_env env, const PendingPromise& done) noexcept {
+  try {
+    std::vector<napi_value> values;
+    values.reserve(done.thrown.size());
+    for (const napi_ref ref : done.thrown) {
+      napi_value value = nullptr;
+      if (napi_get_reference_value(env, ref, &value) == napi_ok && value != nullptr) values.push_back(value);
+    }
+    const napi_value error = errors::callbacks_threw(env, values.data(), values.size(), done.thrown_count,
+                                                     done.dest.data(), done.dest.size());
+    napi_value global = nullptr, process = nullptr, emit = nullptr;
+    if (napi_get_global(env, &global) == napi_ok &&
+        napi_get_named_property(env, global, "process", &process) == napi_ok &&
+        napi_get_named_property(env, process, "emitWarning", &emit) == napi_ok) {
+      (void)napi_call_function(env, process, emit, 1, &error, nullptr);
+    }
+  } catch (...) {  // could not build the error (Napi::Error) or the list (std::bad_alloc): no warning
+  }
+  bool pending = false;
+  napi_value ignored = nullptr;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    (void)napi_get_and_clear_last_exception(env, &ignored);
+  }
+}
+
+// The producer's "finished" item, after all of its messages: reports what their callbacks threw, then resolves `done`
+// with the count posted (and drops what it kept).
 void finish(napi_env env, AddonState& state, ProducerRun& run) noexcept {
   state.posts.posted += run.posted;
+  const auto found = state.promises.find(run.token);
+  if (found != state.promises.end() && found->second.thrown_count != 0) warn_thrown(env, found->second);
   napi_value posted = nullptr;
   (void)napi_create_uint32(env, run.posted, &posted);
   settle(env, state, run.token, true, posted);

@@ -18,7 +18,7 @@ void init_delivery(Napi::Env env, AddonState& state);
 void note_worker_delivery(AddonState& state, std::uint64_t handle, const char* msg) noexcept;
 
 // For the instance-data finalizer (env still valid, no JS runs): deletes the references of every promise never
-// settled and of the promise helpers.
+// settled (with those a producer's `done` kept to what its callbacks threw) and of the promise helpers.
 void release_delivery_references(napi_env env, AddonState& state) noexcept;
 
 void add_post_exports(Napi::Env env, Napi::Object exports);
