@@ -105,6 +105,21 @@ describe.each(backends)('$name: native-thread delivery', (backend) => {
       await new Promise<void>((resolve) => setImmediate(resolve));
       expect(warnings).toHaveLength(2);
       expect((warnings[1] as Error).message).toBe('only one'); // exactly one: the error itself
+
+      // One value that is not an Error: emitWarning would refuse it, so it is reported inside an AggregateError.
+      using odd = backend.handler('pw2', () => {
+        throw { not: 'an Error' };
+      });
+      expect(await backend.produce('pw2', { count: 1 }).done).toBe(1);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(warnings).toHaveLength(3);
+      const wrapped = warnings[2] as AggregateError & { code?: string };
+      expect([wrapped.constructor, wrapped.code, wrapped.message]).toEqual([
+        AggregateError,
+        'ERR_CALLBACKS_THREW',
+        '1 callbacks threw while delivering to "pw2"',
+      ]);
+      expect(wrapped.errors).toEqual([{ not: 'an Error' }]);
     } finally {
       process.off('warning', onWarning);
     }

@@ -132,8 +132,8 @@ void throw_out_of_range(napi_env env, const char* name, std::uint32_t min, std::
 }
 
 napi_value callbacks_threw(napi_env env, const napi_value* errors, std::size_t recorded, std::size_t count,
-                           const char* dest, std::size_t dest_length) {
-  if (count == 1 && recorded == 1) return errors[0];
+                           const char* dest, std::size_t dest_length, bool unwrap_single) {
+  if (unwrap_single && count == 1 && recorded == 1) return errors[0];
   napi_value global, constructor, list, message, code, aggregate;
   check(env, napi_get_global(env, &global));
   check(env, napi_get_named_property(env, global, "AggregateError", &constructor));

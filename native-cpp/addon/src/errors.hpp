@@ -53,11 +53,11 @@ std::string describe_received(napi_env env, napi_value value);
 [[noreturn]] void throw_out_of_range(napi_env env, const char* name, std::uint32_t min, std::uint32_t max,
                                      napi_value got);
 
-// What the callbacks of one delivery threw, as one value: `errors[0]` itself if exactly one threw (and was recorded),
-// else an AggregateError with code ERR_CALLBACKS_THREW, message '<count> callbacks threw while delivering to "<dest>"'
+// What the callbacks of one delivery threw, as one value: `errors[0]` itself if exactly one threw (and was recorded)
+// and `unwrap_single` (false for a process warning when that value is not an Error: emitWarning refuses it), else an AggregateError with code ERR_CALLBACKS_THREW, message '<count> callbacks threw while delivering to "<dest>"'
 // and `errors` the recorded values in delivery order. `count` >= `recorded` (some may not have been recorded:
 // std::bad_alloc). Throws Napi::Error if the AggregateError cannot be built.
 napi_value callbacks_threw(napi_env env, const napi_value* errors, std::size_t recorded, std::size_t count,
-                           const char* dest, std::size_t dest_length);
+                           const char* dest, std::size_t dest_length, bool unwrap_single = true);
 
 }  // namespace napi_ownership::errors

@@ -294,8 +294,11 @@ void warn_thrown(napi_env env, const PendingPromise& done) noexcept {
       napi_value value = nullptr;
       if (napi_get_reference_value(env, ref, &value) == napi_ok && value != nullptr) values.push_back(value);
     }
+    // process.emitWarning takes an Error (or a string): a lone value of any other kind goes into an AggregateError.
+    bool single_is_error = false;
+    if (values.size() == 1) (void)napi_is_error(env, values[0], &single_is_error);
     const napi_value error = errors::callbacks_threw(env, values.data(), values.size(), done.thrown_count,
-                                                     done.dest.data(), done.dest.size());
+                                                     done.dest.data(), done.dest.size(), single_is_error);
     napi_value global = nullptr, process = nullptr, emit = nullptr;
     if (napi_get_global(env, &global) == napi_ok &&
         napi_get_named_property(env, global, "process", &process) == napi_ok &&

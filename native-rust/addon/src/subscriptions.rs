@@ -314,7 +314,7 @@ impl Drop for RestoreDelivery {
 fn throw_collected(env: sys::napi_env, delivery: &Delivery, dest: &str) -> Throw {
     let errors = delivery.errors.borrow();
     let count = errors.len() + delivery.unrecorded.get();
-    let thrown = collected_error(env, &errors, count, dest)
+    let thrown = collected_error(env, &errors, count, dest, true)
         // SAFETY: a value of this call's scope.
         .and_then(|error| check(env, unsafe { sys::napi_throw(env, error) }, "napi_throw"));
     match thrown {
@@ -332,8 +332,9 @@ pub fn collected_error(
     errors: &[sys::napi_value],
     count: usize,
     dest: &str,
+    unwrap_single: bool,
 ) -> Result<sys::napi_value, Throw> {
-    if count == 1 && errors.len() == 1 {
+    if unwrap_single && count == 1 && errors.len() == 1 {
         return Ok(errors[0]);
     }
     let mut global = ptr::null_mut();

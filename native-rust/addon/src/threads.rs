@@ -893,7 +893,9 @@ fn finish_producer_if_complete(
         // what the callbacks threw is reported as a process warning, as Node does for an exception a threadsafe
         // function's callback leaves at this Node-API version.
         let values = producer.thrown.values();
-        if let Ok(error) = collected_error(env, &values, producer.thrown.count, &producer.dest) {
+        // process.emitWarning takes an Error (or a string): a lone value of any other kind goes into an AggregateError.
+        let single_is_error = values.len() == 1 && is_error(env, values[0]);
+        if let Ok(error) = collected_error(env, &values, producer.thrown.count, &producer.dest, single_is_error) {
             emit_warning(env, error);
         }
     }
@@ -915,7 +917,7 @@ fn settle_post(
         return Ok(());
     }
     let values = thrown.values();
-    match collected_error(env, &values, thrown.count, dest) {
+    match collected_error(env, &values, thrown.count, dest, true) {
         Ok(error) => promise.settle(Err(error)),
         Err(failure) => {
             // Could not even build the error: still settle (a promise that never settles keeps its awaiter forever).
@@ -943,7 +945,21 @@ fn emit_warning(env: sys::napi_env, error: sys::napi_value) {
             return;
         }
         let _ = sys::napi_call_function(env, process, emit, 1, &error, &mut result);
+        // Whatever emitWarning threw must not stay pending: settling `done` after it would fail, and Node would report
+        // the leftover exception as a second warning.
+        let mut pending = false;
+        if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
+            let mut ignored = ptr::null_mut();
+            let _ = sys::napi_get_and_clear_last_exception(env, &mut ignored);
+        }
     }
+}
+
+/// `value instanceof Error`, as Node-API sees it.
+fn is_error(env: sys::napi_env, value: sys::napi_value) -> bool {
+    let mut result = false;
+    // SAFETY: a plain Node-API query on a value of this environment's current scope.
+    unsafe { sys::napi_is_error(env, value, &mut result) == sys::Status::napi_ok && result }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
