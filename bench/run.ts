@@ -180,7 +180,8 @@ const fmt = (cells: Cell[]) =>
   cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
 console.log(`napi-ownership bench: node ${process.version}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, ${rounds} round(s)`);
 console.log(`ns/op: median over rounds of the mean; ±: spread (see bench/run.ts); × noop: to the same backend's no-op call`);
-const busy = Math.max(...loads) > cpus().length - 0.8;
+// This run itself keeps about one core busy; more than that means someone else was running too.
+const busy = Math.max(...loads) > cpus().length - 0.25;
 console.log(
   `load average before each suite: ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)} on ${cpus().length} cores${
     busy ? ' — WARNING: other processes were using the CPUs; expect wide spreads and treat ratios with care' : ''
@@ -190,6 +191,20 @@ console.log(fmt(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const l of lines) console.log(fmt(l));
 
+{
+  const mixedCall = figure('mixed', 'mixed-call');
+  const mixedPublic = figure('mixed', 'mixed-public-16');
+  const pub = [figure('cpp', 'public-16'), figure('rust', 'public-16')];
+  if (mixedCall && mixedPublic && pub[0] && pub[1]) {
+    const sepCall = (floor.cpp.ns + floor.rust.ns) / 2;
+    const sepPublic = (pub[0].ns + pub[1].ns) / 2;
+    console.log(
+      `\nboth backends in one process (the last two rows): a call site that sees both costs ${times(mixedCall.ns / sepCall)} the ` +
+        `separate floors' mean, and printAndReturn + free() in turn ${times(mixedPublic.ns / sepPublic)} the separate mean ` +
+        `(V8's inline caches go polymorphic). Every other row is measured in a process that loads one backend.`,
+    );
+  }
+}
 console.log('\nplain JS column:');
 for (const r of table) if (r.jsFigure && r.js) console.log(`  ${r.label}: ${r.js}`);
 if (skipped.size) {
