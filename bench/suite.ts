@@ -91,11 +91,12 @@ interface AddOptions {
   after?: () => string | undefined;
 }
 
-/** `--only=a,b`: measure just these rows (for profiling one operation). */
+/** `--only=a,b`: measure just these rows; `--skip=a,b`: all but these (bench/run.ts runs some rows on their own). */
 const only = flags.find((f) => f.startsWith('--only='))?.slice(7).split(',');
+const skip = flags.find((f) => f.startsWith('--skip='))?.slice(7).split(',') ?? [];
 
 function add(key: string, batch: number, fn: () => unknown, options: AddOptions = {}): void {
-  if (only && !only.includes(key)) return;
+  if ((only && !only.includes(key)) || skip.includes(key)) return;
   const isAsync = fn.constructor.name === 'AsyncFunction';
   const entry: Entry = { key, batch };
   let before: ReturnType<Backend['stats']> | undefined;
@@ -145,10 +146,11 @@ function addBackend(b: Backend): void {
   const raw = b.raw;
   const explicit = (key: string, batch: number, fn: () => unknown) => add(key, batch, fn, { ledger: b });
 
-  // First, in a fresh process: a 1 MiB round trip costs mostly page faults (the conversion scratch and the copy are
-  // each 1 MiB; freed together they reach glibc's trim threshold and go back to the OS, so the next call faults 2 MiB
-  // in again, ~500 faults). Whether that happens depends on what the heap holds, so after other tasks the figure moved
-  // between 0.35 and 1 ms, differently for each backend. First, both backends start from the same state.
+  // bench/run.ts measures this row in a process of its own: a 1 MiB round trip costs mostly page faults (the
+  // conversion scratch and the copy are 1 MiB each; freed together they reach glibc's trim threshold and go back to
+  // the OS, so the next call faults 2 MiB in again, ~500 faults). Whether that happens depends on what else the heap
+  // holds: with the other tasks' strings and registrations allocated it moved between 0.35 and 1 ms, differently for
+  // each backend. Alone, both backends start from the same heap.
   explicit('public-1m', 4, loop(4, { b, s1m }, 'b.printAndReturn(s1m).free()'));
   explicit('call', BATCH, loop(BATCH, { raw }, 'raw.noop()'));
   explicit('raw-16', BATCH, loop(BATCH, { raw, s16 }, 'raw.free_string(raw.print_and_return(s16))'));
