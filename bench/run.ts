@@ -10,8 +10,10 @@
  * A round measures every suite in its own process (bench/suite.ts says why): plain JS, cpp, rust (cpp and rust take
  * turns going first), and `mixed` (both backends through one call site). Within a process tinybench warms each task
  * up and then takes many samples of `batch` operations each. A figure is the median over rounds of each round's mean
- * (the amortized cost, garbage collection included); its spread is the larger of tinybench's 95 % margin of error
- * within a round and half the range between rounds, so a number is only as sure as its noisiest evidence.
+ * (the amortized cost, garbage collection included). Its spread (±) is the larger of tinybench's 95 % margin of error
+ * within a round (the median over rounds) and half the interquartile range of the round means: how far a typical
+ * round strays. One round spoiled by someone else's burst moves neither; the targets print every ratio's lowest and
+ * highest round, and bench/results.json keeps each round's figure.
  *
  * Writes bench/results.json.
  */
@@ -94,7 +96,7 @@ process.stderr.write(`\rmeasured ${rounds} round(s) in ${((Date.now() - started)
 interface Figure {
   /** ns per operation: the median over rounds of each round's mean. */
   ns: number;
-  /** ± percent: max(tinybench's 95 % margin in any round, half the range between rounds). */
+  /** ± percent: max(tinybench's 95 % margin (median over rounds), half the interquartile range of the round means). */
   spread: number;
   /** Each round's mean, in round order. */
   rounds: number[];
@@ -103,11 +105,14 @@ interface Figure {
   notes: string[];
 }
 
-const median = (xs: number[]) => {
+/** The q-quantile (0..1) of xs, linearly interpolated. */
+const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  const at = (s.length - 1) * q;
+  const lo = Math.floor(at);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
 };
+const median = (xs: number[]) => quantile(xs, 0.5);
 
 function figure(suite: Suite, key: string): Figure | undefined {
   const measured: Measured[] = [];
@@ -118,10 +123,10 @@ function figure(suite: Suite, key: string): Figure | undefined {
   if (measured.length === 0) return undefined;
   const means = measured.map((m) => m.mean);
   const ns = median(means);
-  const halfRange = ((Math.max(...means) - Math.min(...means)) / 2 / ns) * 100;
+  const halfIqr = ((quantile(means, 0.75) - quantile(means, 0.25)) / 2 / ns) * 100;
   return {
     ns,
-    spread: Math.max(halfRange, ...measured.map((m) => m.rme)),
+    spread: Math.max(halfIqr, median(measured.map((m) => m.rme))),
     rounds: means,
     samples: measured.reduce((n, m) => n + m.samples, 0),
     batch: measured[0]!.batch,
