@@ -3,20 +3,9 @@
  * foreign or stale number must be refused with a coded error or reported as released, never dereferenced.
  */
 import { describe, expect, test } from 'vitest';
-import { backends, type Backend } from '../src/index.js';
+import { backends } from '../src/index.js';
+import { codeOf, other } from './support/errors.js';
 import { BACKEND_ID, decodeHandle, encodeHandle, KIND } from './support/handles.js';
-
-function codeOf(fn: () => unknown): { kind: string; code: string | undefined; message: string } {
-  try {
-    fn();
-  } catch (error) {
-    const e = error as Error & { code?: string };
-    return { kind: e.constructor.name, code: e.code, message: e.message };
-  }
-  throw new Error('expected a throw');
-}
-
-const other = (b: Backend): Backend => backends.find((x) => x !== b)!;
 
 describe.each(backends)('$name: raw handles', (backend) => {
   const raw = () => backend.raw;

@@ -3,21 +3,15 @@
  * After every test each backend's ledger is back where it started: nothing a test made is left live.
  */
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { backends, NativeString, type Backend, type StringLedger } from '../src/index.js';
+import { backends, NativeString, type StringLedger } from '../src/index.js';
+import { other, thrown } from './support/errors.js';
 
 function expectCode(fn: () => unknown, Kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, code: string): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
+  const caught = thrown(fn);
   expect(caught, `expected ${Kind.name} ${code}`).toBeInstanceOf(Kind);
-  expect((caught as { code?: string }).code).toBe(code);
-  return caught as Error;
+  expect(caught.code).toBe(code);
+  return caught;
 }
-
-const other = (b: Backend): Backend => backends.find((x) => x !== b)!;
 
 describe.each(backends)('$name: strings', (backend) => {
   let before: StringLedger;

@@ -3,19 +3,9 @@
  * After every test each backend's handler ledger is back where it started: nothing a test registered is left live.
  */
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { backends, Subscription, type Backend, type HandlerLedger } from '../src/index.js';
+import { backends, Subscription, type HandlerLedger } from '../src/index.js';
+import { other, thrown } from './support/errors.js';
 import { gcUntil, nextJob } from './support/gc.js';
-
-function thrown(fn: () => unknown): Error & { code?: string; errors?: unknown[] } {
-  try {
-    fn();
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected a throw');
-}
-
-const other = (b: Backend): Backend => backends.find((x) => x !== b)!;
 
 describe.each(backends)('$name: subscriptions', (backend) => {
   let before: HandlerLedger;

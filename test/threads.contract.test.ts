@@ -5,15 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { backends, type Stats, type Subscription } from '../src/index.js';
-
-function thrown(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn();
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected a throw');
-}
+import { thrown } from './support/errors.js';
 
 describe.each(backends)('$name: native-thread delivery', (backend) => {
   let before: Stats;

@@ -1,5 +1,6 @@
 // Node-free tests of the C++ core (native-cpp/core): round trips, statuses and offsets, free(NULL).
 // Plain C++ with a tiny CHECK macro; exit code 0 = all passed. Run it under valgrind to see every copy freed.
+#include "check.hpp"
 #include <napi_ownership/cpp_core.h>
 
 #include <cstdint>
@@ -10,16 +11,6 @@
 #include <vector>
 
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                       \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                       \
-    }                                                                     \
-  } while (0)
 
 struct Result {
   char* copy;
@@ -226,10 +217,5 @@ int main() {
   test_statuses_and_offsets();
   test_against_reference();
   test_free_null();
-  if (g_failures != 0) {
-    std::fprintf(stderr, "cpp_core_test: %d check(s) failed\n", g_failures);
-    return 1;
-  }
-  std::printf("cpp_core_test: all checks passed\n");
-  return 0;
+  return napi_ownership_test::finish("cpp_core_test");
 }

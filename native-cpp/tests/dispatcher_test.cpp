@@ -5,6 +5,7 @@
 // worker and producer freed (or joined).
 //
 // Threads synchronise with atomics and bounded spins only (kTimeout); a spin that runs out is a failure, not a hang.
+#include "check.hpp"
 #include <napi_ownership/dispatcher.h>
 
 #include <atomic>
@@ -18,16 +19,6 @@
 #include <vector>
 
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                                   \
-    }                                                                                 \
-  } while (0)
 
 // Generous, because valgrind runs these threads one at a time and ~50x slower.
 constexpr std::chrono::seconds kTimeout{20};
@@ -108,7 +99,7 @@ std::string joined(const std::vector<std::string>& v) {
     if (got_ != (expected)) {                                                                         \
       std::fprintf(stderr, "%s:%d: log was \"%s\", expected \"%s\"\n", __FILE__, __LINE__, got_.c_str(), \
                    std::string(expected).c_str());                                                    \
-      ++g_failures;                                                                                   \
+      ++napi_ownership_test::failures;                                                                                   \
     }                                                                                                 \
     (world).log.clear();                                                                              \
   } while (0)
@@ -1060,10 +1051,5 @@ int main() {
   test_producer_interval();
   test_producer_stop_early();
   test_producer_free_while_running();
-  if (g_failures != 0) {
-    std::fprintf(stderr, "dispatcher_test: %d check(s) failed\n", g_failures);
-    return 1;
-  }
-  std::puts("dispatcher_test: ok");
-  return 0;
+  return napi_ownership_test::finish("dispatcher_test");
 }

@@ -1,4 +1,5 @@
 // Node-free tests of the addon's handle layout and generation-checked table (native-cpp/addon/src/*.hpp).
+#include "check.hpp"
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -7,16 +8,6 @@
 #include "handle_table.hpp"
 
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                                   \
-    }                                                                                 \
-  } while (0)
 
 using napi_ownership::HandleTable;
 namespace handle = napi_ownership::handle;
@@ -127,10 +118,5 @@ int main() {
   test_retirement();
   test_full_table_keeps_payload();
   test_take_each();
-  if (g_failures != 0) {
-    std::fprintf(stderr, "handle_table_test: %d check(s) failed\n", g_failures);
-    return 1;
-  }
-  std::printf("handle_table_test: all checks passed\n");
-  return 0;
+  return napi_ownership_test::finish("handle_table_test");
 }
