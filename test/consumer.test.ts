@@ -3,7 +3,7 @@
  * TypeScript), and compile a TypeScript file against the shipped .d.ts with `tsc --noEmit`. The tarball ships
  * compiled JS, declarations and the linux-x64-gnu binaries of both addons.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,9 @@ test('the tarball holds compiled JS, declarations and both binaries, and no sour
   expect(paths).toContain('dist/index.d.ts');
   expect(paths).toContain('build/Release/napi_ownership_cpp.node');
   expect(paths).toContain('build/rust/napi-ownership-rust.linux-x64-gnu.node');
+  expect(paths).toContain('dist/cli.js');
+  expect(paths).toContain('dist/leak-test/scenario-main.js');
+  expect(paths).toContain('valgrind/node.supp');
   expect(paths.filter((p) => p.startsWith('src/') || p.startsWith('test/') || p.startsWith('native-'))).toEqual([]);
 });
 
@@ -61,6 +64,13 @@ test('import from an ESM file: both backends work', () => {
   expect(stdout.trim()).toBe(
     'cpp:Hello from a consumer:21:true:false|rust:Hello from a consumer:21:true:false|true',
   );
+});
+
+test('the bin is installed: `napi-ownership --help` prints the leak-test usage', () => {
+  const bin = join(project, 'node_modules', '.bin', 'napi-ownership');
+  const r = spawnSync(bin, ['--help'], { cwd: project, encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stdout + r.stderr).toContain('usage: napi-ownership leak-test');
 });
 
 test('the public types compile for a TypeScript consumer, and misuse does not', () => {

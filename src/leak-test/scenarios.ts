@@ -3,7 +3,10 @@
  * one allocation per iteration stands out in valgrind's totals. Each runs in its own process (./scenario-main.ts)
  * against one backend, checks its own ledger, and collects garbage before exit so that nothing of node's own shows.
  */
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { packageRoot } from '../native/load.js';
 import type { Backend, Stats } from '../index.js';
 
 export const ITERATIONS = 1000;
@@ -36,7 +39,10 @@ function expectEqual(what: string, actual: unknown, expected: unknown): void {
 }
 
 /** Worker threads run compiled JS (they do not get tsx's loader): the package's dist/ copy of worker-entry. */
-const workerEntry = () => new URL('./worker-entry.js', import.meta.url.replace('/src/', '/dist/'));
+const workerEntry = () =>
+  import.meta.url.endsWith('.ts')
+    ? pathToFileURL(join(packageRoot, 'dist', 'leak-test', 'worker-entry.js'))
+    : new URL('./worker-entry.js', import.meta.url);
 
 const text = (i: number) => `leak-test message #${i} 👋`;
 
