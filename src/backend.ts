@@ -173,10 +173,4 @@ export class Backend {
   stats(): Stats {
     return this.raw.stats();
   }
-
-  /** Arms the fallback for everything made so far in this job (normally done at the end of the job). For tests. */
-  flushFallback(): void {
-    this.#fallback?.armPending();
-    this.#handlerFallback?.armPending();
-  }
 }

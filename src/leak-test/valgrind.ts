@@ -6,10 +6,6 @@
  * native-rust/), or in a function of our cores or bindings. Everything else is node's; its known noise is removed by a
  * suppression file whose entries match only when node's own frames are on top.
  */
-export interface Frame {
-  text: string;
-}
-
 export interface LossRecord {
   kind: 'definitely' | 'indirectly' | 'possibly' | 'reachable';
   bytes: number;
