@@ -4,7 +4,10 @@
 #include <napi.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "errors.hpp"
 #include "handle.hpp"
@@ -52,6 +55,26 @@ std::optional<typename HandleTable<Payload>::Key> resolve(napi_env env, const Ad
     default:
       errors::throw_invalid_handle(env, value, kind);
   }
+}
+
+// A plain object with these own data properties, in order. Defined (napi_define_properties), never assigned: a
+// setter of the same name on Object.prototype does not run, so building a result can never re-enter JS.
+inline Napi::Object define_object(napi_env env, std::initializer_list<std::pair<const char*, napi_value>> properties) {
+  napi_value object;
+  check(env, napi_create_object(env, &object));
+  std::vector<napi_property_descriptor> descriptors;
+  descriptors.reserve(properties.size());
+  for (const auto& [name, value] : properties) {
+    descriptors.push_back({name, nullptr, nullptr, nullptr, nullptr, value, napi_default_jsproperty, nullptr});
+  }
+  check(env, napi_define_properties(env, object, descriptors.size(), descriptors.data()));
+  return Napi::Object(env, object);
+}
+
+inline napi_value number_value(napi_env env, double value) {
+  napi_value result;
+  check(env, napi_create_double(env, value, &result));
+  return result;
 }
 
 // A handle as a JS number.

@@ -465,12 +465,9 @@ Napi::Value produce(const Napi::CallbackInfo& info) {
   state.producer_ledger.started += 1;
   hold_loop(env, state);
 
-  napi_value result;
-  check(env, napi_create_object(env, &result));
-  check(env, napi_set_named_property(env, result, "handle",
-                                     handle_value(env, state, Kind::kProducer, key->generation, key->slot)));
-  check(env, napi_set_named_property(env, result, "done", done));
-  return Napi::Value(env, result);
+  // Defined, not assigned: a setter on Object.prototype cannot run JS here.
+  return define_object(env, {{"handle", handle_value(env, state, Kind::kProducer, key->generation, key->slot)},
+                             {"done", done}});
 }
 
 // producer_stop(handle) / finalize_producer(handle): true if this call stopped it early; the slot is released either
@@ -537,22 +534,18 @@ Napi::Object post_stats(Napi::Env env, const AddonState& state) {
   const PostLedger& ledger = state.posts;
   const double pending = static_cast<double>(dispatcher_queued(state.dispatcher.get())) +
                          static_cast<double>(state.tsfn_items.load(std::memory_order_relaxed));
-  Napi::Object posts = Napi::Object::New(env);
-  posts.Set("posted", Napi::Number::New(env, static_cast<double>(ledger.posted)));
-  posts.Set("delivered", Napi::Number::New(env, static_cast<double>(ledger.delivered)));
-  posts.Set("skipped", Napi::Number::New(env, static_cast<double>(ledger.skipped)));
-  posts.Set("pending", Napi::Number::New(env, pending));
-  return posts;
+  return define_object(env, {{"posted", number_value(env, static_cast<double>(ledger.posted))},
+                             {"delivered", number_value(env, static_cast<double>(ledger.delivered))},
+                             {"skipped", number_value(env, static_cast<double>(ledger.skipped))},
+                             {"pending", number_value(env, pending)}});
 }
 
 Napi::Object producer_stats(Napi::Env env, const AddonState& state) {
   const ProducerLedger& ledger = state.producer_ledger;
-  Napi::Object producers = Napi::Object::New(env);
-  producers.Set("live", Napi::Number::New(env, static_cast<double>(state.producers.live())));
-  producers.Set("started", Napi::Number::New(env, static_cast<double>(ledger.started)));
-  producers.Set("stopped", Napi::Number::New(env, static_cast<double>(ledger.stopped)));
-  producers.Set("finalized", Napi::Number::New(env, static_cast<double>(ledger.finalized)));
-  return producers;
+  return define_object(env, {{"live", number_value(env, static_cast<double>(state.producers.live()))},
+                             {"started", number_value(env, static_cast<double>(ledger.started))},
+                             {"stopped", number_value(env, static_cast<double>(ledger.stopped))},
+                             {"finalized", number_value(env, static_cast<double>(ledger.finalized))}});
 }
 
 }  // namespace napi_ownership

@@ -219,12 +219,10 @@ void add_subscription_exports(Napi::Env env, Napi::Object exports) {
 
 Napi::Object handler_stats(Napi::Env env, const AddonState& state) {
   const HandlerLedger& ledger = state.handlers;
-  Napi::Object handlers = Napi::Object::New(env);
-  handlers.Set("live", Napi::Number::New(env, static_cast<double>(ledger.live())));
-  handlers.Set("registered", Napi::Number::New(env, static_cast<double>(ledger.registered)));
-  handlers.Set("cancelled", Napi::Number::New(env, static_cast<double>(ledger.cancelled)));
-  handlers.Set("finalized", Napi::Number::New(env, static_cast<double>(ledger.finalized)));
-  return handlers;
+  return define_object(env, {{"live", number_value(env, static_cast<double>(ledger.live()))},
+                             {"registered", number_value(env, static_cast<double>(ledger.registered))},
+                             {"cancelled", number_value(env, static_cast<double>(ledger.cancelled))},
+                             {"finalized", number_value(env, static_cast<double>(ledger.finalized))}});
 }
 
 }  // namespace napi_ownership

@@ -238,17 +238,35 @@ pub fn create_bigint_u64(env: sys::napi_env, value: u64) -> CallResult {
     Ok(out)
 }
 
-/// A plain object with the given properties, in order. Names are static C strings, so no
-/// allocation on our side (napi-rs's `set_named_property` allocates a CString per name).
+/// A plain object with the given own data properties, in order. Defined (`napi_define_properties`), never assigned:
+/// a setter of the same name on `Object.prototype` does not run, so building a result can never re-enter JS. Names
+/// are static C strings, so no allocation per name on our side.
 pub fn create_object(env: sys::napi_env, properties: &[(&CStr, sys::napi_value)]) -> CallResult {
+    const MAX: usize = 10;
+    debug_assert!(properties.len() <= MAX);
     let mut object = ptr::null_mut();
     // SAFETY: `env` is the current callback's environment; `object` is a local.
     let status = unsafe { sys::napi_create_object(env, &mut object) };
     check(env, status, "napi_create_object")?;
-    for (name, value) in properties {
-        // SAFETY: `object` was just created; `name` is NUL-terminated; `value` is a live value.
-        let status = unsafe { sys::napi_set_named_property(env, object, name.as_ptr(), *value) };
-        check(env, status, "napi_set_named_property")?;
+    let descriptor = |(name, value): &(&CStr, sys::napi_value)| sys::napi_property_descriptor {
+        utf8name: name.as_ptr(),
+        name: ptr::null_mut(),
+        method: None,
+        getter: None,
+        setter: None,
+        value: *value,
+        attributes: sys::PropertyAttributes::writable
+            | sys::PropertyAttributes::enumerable
+            | sys::PropertyAttributes::configurable,
+        data: ptr::null_mut(),
+    };
+    let mut descriptors = [descriptor(&(c"", ptr::null_mut())); MAX];
+    let count = properties.len().min(MAX);
+    for (slot, property) in descriptors.iter_mut().zip(&properties[..count]) {
+        *slot = descriptor(property);
     }
+    // SAFETY: `object` was just created; each descriptor's name is NUL-terminated and static, its value live.
+    let status = unsafe { sys::napi_define_properties(env, object, count, descriptors.as_ptr()) };
+    check(env, status, "napi_define_properties")?;
     Ok(object)
 }
