@@ -6,9 +6,12 @@
 // buffer for the UTF-8 conversion).
 #include <napi.h>
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <optional>
@@ -35,11 +38,12 @@ constexpr std::size_t kStackInputBytes = 256;
 // The only process-wide state: the counter that gives each environment its env bits (1..255, wrapping, 0 unused).
 std::atomic<std::uint32_t> g_env_counter{0};
 
-// The live string named by the first argument; a released one throws ERR_NATIVE_RELEASED.
-StringEntry& live_string(const Napi::CallbackInfo& info, AddonState& state) {
+// The key of the live string named by the first argument; a released one throws ERR_NATIVE_RELEASED. A key, not a
+// reference: look the entry up again after anything that may run JS or grow the table.
+StringKey live_string(const Napi::CallbackInfo& info, AddonState& state) {
   const std::optional<StringKey> key = resolve(info.Env(), state, state.strings, info[0], Kind::kString);
   if (!key) errors::throw_released(info.Env(), Kind::kString);
-  return *state.strings.find(*key);
+  return *key;
 }
 
 napi_value reference_value(napi_env env, napi_ref ref) {
@@ -53,26 +57,48 @@ void delete_reference(napi_env env, napi_ref& ref) noexcept {
   ref = nullptr;
 }
 
-// Forgets the view of a string that is being released. With `detach`, first detaches its ArrayBuffer if JS still holds
-// it, so no view outlives the bytes. Returns false if a live ArrayBuffer could not be detached: the caller must then
-// not free the bytes.
-bool release_view(napi_env env, StringView& view, bool detach) noexcept {
-  bool safe = true;
-  if (detach && view.buffer != nullptr) {
-    napi_value buffer = nullptr;
-    if (napi_get_reference_value(env, view.buffer, &buffer) != napi_ok) {
-      safe = false;
-    } else if (buffer != nullptr) {
-#ifndef NAPI_OWNERSHIP_SEED_BUG_VIEW_NOT_DETACHED
-      safe = napi_detach_arraybuffer(env, buffer) == napi_ok;  // byteLength becomes 0 in every view over it
-#endif  // else seeded bug 5 (leak-test self-test builds only): the view stays attached to bytes about to be freed
-    }
-  }
+void forget_view(napi_env env, StringView& view) noexcept {
   delete_reference(env, view.buffer);
   delete_reference(env, view.array);
-  return safe;
 }
 
+void link(AddonState& state, SharedBytes* shared) noexcept {
+  shared->next = state.shared_head;
+  if (state.shared_head != nullptr) state.shared_head->prev = shared;
+  state.shared_head = shared;
+}
+
+void unlink(AddonState& state, SharedBytes* shared) noexcept {
+  (shared->prev != nullptr ? shared->prev->next : state.shared_head) = shared->next;
+  if (shared->next != nullptr) shared->next->prev = shared->prev;
+  shared->prev = shared->next = nullptr;
+}
+
+// The last owner of shared bytes let go: un-count them (if their state still exists) and free them. With
+// `slot_owned` still set, the last owner is the slot itself (no view left); else they were counted as view-held.
+void free_shared(SharedBytes* shared) noexcept {
+  if (AddonState* state = shared->state) {
+    if (!shared->slot_owned) {
+      state->ledger.view_held -= 1;
+      state->ledger.view_held_bytes -= shared->length;
+    }
+    unlink(*state, shared);
+  }
+  delete shared;  // ~CoreString: cpp_free_string
+}
+
+// Finalizer of an external ArrayBuffer lent by string_view: the buffer's share of the bytes ends. Node-API runs it on
+// the JS thread (deferred after GC, or at environment teardown), never during one of our calls.
+void view_finalized(napi_env env, void* /*data*/, void* hint) {
+  auto* shared = static_cast<SharedBytes*>(hint);
+  if (--shared->buffers > 0) return;
+  if (shared->slot_owned) {
+    // The handle is still live and no buffer is left, so V8 no longer counts these bytes: we report them again.
+    if (shared->state != nullptr) shared->state->memory.adjust(env, static_cast<std::int64_t>(shared->length));
+    return;
+  }
+  free_shared(shared);  // the handle was released and this was the last view: the bytes go now
+}
 // Reads the bytes of a Uint8Array (a Buffer is one) in place: the pointer stays valid for this call.
 const char* uint8array_bytes(napi_env env, napi_value input, std::size_t* length) {
   bool is_typedarray = false;
@@ -131,7 +157,7 @@ Napi::Value print_and_return(const Napi::CallbackInfo& info) {
   std::int32_t status = CPP_CORE_STATUS_OK;
   std::size_t offset = 0;
   // The core's copy: owned by `entry` below, then by the table; freed by cpp_free_string when the slot is released.
-  StringEntry entry{CoreString(cpp_print_and_return_len(bytes, length, &status, &offset)), length, {}};
+  StringEntry entry{CoreString(cpp_print_and_return_len(bytes, length, &status, &offset)), length, nullptr, {}};
   if (!entry.bytes) {
     switch (status) {
       case CPP_CORE_STATUS_INTERIOR_NUL: errors::throw_interior_nul(env, "input", offset);
@@ -155,7 +181,8 @@ Napi::Value print_and_return(const Napi::CallbackInfo& info) {
   return handle_value(env, state, Kind::kString, key->generation, key->slot);
 }
 
-// free_string / finalize_string: release now; `true`, or `false` if it was already released.
+// free_string / finalize_string: end the handle now; `true`, or `false` if it was already released. Views taken before
+// keep their share: the bytes are freed now if no view holds them, else when the last view is finalized.
 Napi::Value release_string(const Napi::CallbackInfo& info, bool finalized) {
   const napi_env env = info.Env();
   AddonState& state = state_of(info);
@@ -163,90 +190,142 @@ Napi::Value release_string(const Napi::CallbackInfo& info, bool finalized) {
   if (!key) return Napi::Boolean::New(env, false);
 
   std::optional<StringEntry> entry = state.strings.take(*key);  // ours now; the slot's generation moved on
-  if (!release_view(env, entry->view, /*detach=*/true)) {
-    // A JS view over these bytes could not be detached: leak them rather than leave JS reading freed memory.
-    (void)entry->bytes.release();
-  }
+  forget_view(env, entry->view);
   (finalized ? state.ledger.finalized : state.ledger.freed) += 1;
   state.ledger.live_bytes -= entry->length;
-  state.memory.adjust(env, -static_cast<std::int64_t>(entry->length));
+  if (SharedBytes* shared = entry->shared) {
+#ifdef NAPI_OWNERSHIP_SEED_BUG_VIEW_HOLDS_NO_SHARE
+    // Seeded bug (leak-test self-test builds only): the bytes go now, while views may still point at them.
+    shared->bytes.reset();
+#endif
+    if (shared->buffers == 0) {
+      // No view left (their finalizers ran): we were reporting these bytes, and they go now with the slot's share.
+      state.memory.adjust(env, -static_cast<std::int64_t>(entry->length));
+      free_shared(shared);
+    } else {
+      // Views still hold them (and V8 counts them through those buffers): freed by view_finalized.
+      shared->slot_owned = false;  // the slot's share ends here
+      state.ledger.view_held += 1;
+      state.ledger.view_held_bytes += entry->length;
+    }
+  } else {
+    state.memory.adjust(env, -static_cast<std::int64_t>(entry->length));
+  }
   return Napi::Boolean::New(env, true);
-}  // `entry` goes out of scope here: cpp_free_string frees the bytes
+}  // `entry` goes out of scope here: cpp_free_string frees bytes no view ever shared
 
 Napi::Value free_string(const Napi::CallbackInfo& info) { return release_string(info, false); }
 Napi::Value finalize_string(const Napi::CallbackInfo& info) { return release_string(info, true); }
 
 // string_text(handle): a new JS string (a copy); the native bytes stay owned by the table.
 Napi::Value string_text(const Napi::CallbackInfo& info) {
-  const StringEntry& entry = live_string(info, state_of(info));
-  return Napi::String::New(info.Env(), entry.bytes.get(), entry.length);
+  AddonState& state = state_of(info);
+  const StringEntry& entry = *state.strings.find(live_string(info, state));
+  return Napi::String::New(info.Env(), entry.data(), entry.length);  // copies; runs no JS
 }
 
-// string_view(handle): a Uint8Array over the native bytes, zero-copy, one per string while it is alive.
+// A view that is a copy, where the runtime refuses external buffers (napi_no_external_buffers_allowed: Electron, V8
+// sandbox builds) or this build was made to act as one (NAPI_OWNERSHIP_COPY_VIEWS). JS owns the copy; it shares
+// nothing, so nothing native is freed for it. Writes to it do not reach the native bytes.
+napi_value copy_view(napi_env env, AddonState& state, StringKey key) {
+  const std::size_t length = state.strings.find(key)->length;
+  void* data = nullptr;
+  napi_value buffer;
+  check(env, napi_create_arraybuffer(env, length, &data, &buffer));  // may run GC, never JS: look the entry up again
+  const StringEntry& entry = *state.strings.find(key);
+  if (length > 0) std::memcpy(data, entry.data(), length);
+  state.ledger.view_copies += 1;
+  napi_value array;
+  check(env, napi_create_typedarray(env, napi_uint8_array, length, buffer, 0, &array));
+  return array;
+}
+
+// string_view(handle): a Uint8Array over the native bytes, zero-copy. Its ArrayBuffer co-owns the bytes (one share,
+// ended by view_finalized), so they outlive free_string for as long as JS, or native code JS handed the view to
+// (fs, zlib, a socket), can reach them. The same Uint8Array is returned while it is alive.
 Napi::Value string_view(const Napi::CallbackInfo& info) {
   const napi_env env = info.Env();
   AddonState& state = state_of(info);
-  StringEntry& entry = live_string(info, state);
-
-  if (napi_value array = reference_value(env, entry.view.array)) return Napi::Value(env, array);
-
-  napi_value buffer = reference_value(env, entry.view.buffer);  // JS may still hold view.buffer alone
+  const StringKey key = live_string(info, state);
+#ifdef NAPI_OWNERSHIP_COPY_VIEWS
+  return Napi::Value(env, copy_view(env, state, key));
+#else
+  if (napi_value array = reference_value(env, state.strings.find(key)->view.array)) return Napi::Value(env, array);
+  // JS may still hold view.buffer alone: a new Uint8Array over it shares what that buffer already holds.
+  napi_value buffer = reference_value(env, state.strings.find(key)->view.buffer);
   if (buffer == nullptr) {
-    // The ArrayBuffer borrows the bytes: no finalizer, because the table owns them and frees them only after
-    // free_string/finalize_string has detached this buffer.
-    check(env, napi_create_external_arraybuffer(env, entry.bytes.get(), entry.length, nullptr, nullptr, &buffer));
-    // A transfer (postMessage/structuredClone with a transfer list) would move the borrowed pointer into a new
-    // ArrayBuffer that our detach cannot reach. Marked untransferable, Node copies the bytes instead.
-    if (napi_value mark = reference_value(env, state.mark_untransferable)) {
-      napi_value receiver;
-      check(env, napi_get_undefined(env, &receiver));
-      check(env, napi_call_function(env, receiver, mark, 1, &buffer, nullptr));
+    StringEntry& entry = *state.strings.find(key);
+    if (entry.shared == nullptr) {
+      // The first view: the bytes become co-owned. Ownership moves from the entry into a SharedBytes, of which the
+      // slot holds one share and each external buffer one more; freed by the last of them (free_shared).
+      entry.shared = new SharedBytes(std::move(entry.bytes), entry.length, &state);
+      link(state, entry.shared);
     }
-    delete_reference(env, entry.view.buffer);
-    check(env, napi_create_reference(env, buffer, 0, &entry.view.buffer));
+    SharedBytes* const shared = entry.shared;
+    const napi_status status = napi_create_external_arraybuffer(env, shared->bytes.get(), shared->length,
+                                                                view_finalized, shared, &buffer);
+    if (status == napi_no_external_buffers_allowed) return Napi::Value(env, copy_view(env, state, key));
+    check(env, status);
+    // The buffer holds its share from here (view_finalized ends it). While any buffer lives V8 counts the bytes
+    // itself (an external backing store), so we stop reporting them: they are reported once, by one of us.
+    if (shared->buffers++ == 0) state.memory.adjust(env, -static_cast<std::int64_t>(shared->length));
   }
   napi_value array;
-  check(env, napi_create_typedarray(env, napi_uint8_array, entry.length, buffer, 0, &array));
-  delete_reference(env, entry.view.array);
-  check(env, napi_create_reference(env, array, 0, &entry.view.array));
+  check(env, napi_create_typedarray(env, napi_uint8_array, state.strings.find(key)->length, buffer, 0, &array));
+  napi_ref buffer_ref = nullptr;
+  napi_ref array_ref = nullptr;
+  check(env, napi_create_reference(env, buffer, 0, &buffer_ref));
+  if (napi_create_reference(env, array, 0, &array_ref) != napi_ok) {
+    napi_delete_reference(env, buffer_ref);
+    check(env, napi_generic_failure);
+  }
+  // None of the calls above runs JS, but look the entry up again rather than keep a reference across them.
+  StringView& view = state.strings.find(key)->view;
+  forget_view(env, view);
+  view.buffer = buffer_ref;
+  view.array = array_ref;
   return Napi::Value(env, array);
+#endif
 }
 
-// string_info(handle): { address: bigint, byteLength: number }
+// string_info(handle): { address: bigint, byteLength: number }. Copied out of the entry first; the result's
+// properties are defined, not assigned (a setter named `address` on Object.prototype does not run).
 Napi::Value string_info(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  const StringEntry& entry = live_string(info, state_of(info));
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("address", Napi::BigInt::New(env, static_cast<std::uint64_t>(
-                                                   reinterpret_cast<std::uintptr_t>(entry.bytes.get()))));
-  result.Set("byteLength", Napi::Number::New(env, static_cast<double>(entry.length)));
-  return result;
+  AddonState& state = state_of(info);
+  const StringEntry& entry = *state.strings.find(live_string(info, state));
+  const auto address = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(entry.data()));
+  const auto length = static_cast<double>(entry.length);
+  return define_object(env, {{"address", Napi::BigInt::New(env, address)}, {"byteLength", number_value(env, length)}});
 }
 
 // stats(): this environment's ledger.
 Napi::Value stats(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const AddonState& state = state_of(info);
-  const StringLedger& ledger = state.ledger;
-  Napi::Object strings = Napi::Object::New(env);
-  strings.Set("live", Napi::Number::New(env, static_cast<double>(ledger.live())));
-  strings.Set("allocated", Napi::Number::New(env, static_cast<double>(ledger.allocated)));
-  strings.Set("freed", Napi::Number::New(env, static_cast<double>(ledger.freed)));
-  strings.Set("finalized", Napi::Number::New(env, static_cast<double>(ledger.finalized)));
-  strings.Set("liveBytes", Napi::Number::New(env, static_cast<double>(ledger.live_bytes)));
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("strings", strings);
-  result.Set("handlers", handler_stats(env, state));
-  result.Set("posts", post_stats(env, state));
-  result.Set("producers", producer_stats(env, state));
-  return result;
+  const StringLedger ledger = state.ledger;  // a copy: nothing below runs JS, but the snapshot is consistent anyway
+  const auto n = [env](std::uint64_t value) { return number_value(env, static_cast<double>(value)); };
+  const Napi::Object strings = define_object(env, {{"live", n(ledger.live())},
+                                                   {"allocated", n(ledger.allocated)},
+                                                   {"freed", n(ledger.freed)},
+                                                   {"finalized", n(ledger.finalized)},
+                                                   {"liveBytes", n(ledger.live_bytes)},
+                                                   {"viewHeld", n(ledger.view_held)},
+                                                   {"viewHeldBytes", n(ledger.view_held_bytes)},
+                                                   {"viewCopies", n(ledger.view_copies)}});
+  return define_object(env, {{"strings", strings},
+                             {"handlers", handler_stats(env, state)},
+                             {"posts", post_stats(env, state)},
+                             {"producers", producer_stats(env, state)}});
 }
 
 // noop(): the benchmark floor.
 void noop(const Napi::CallbackInfo&) {}
 
-// Instance-data finalizer, at environment teardown: no JS runs again, so views are not detached; their weak references
-// are deleted and every string still live is freed with the table (cpp_free_string, via ~StringEntry). Nothing is
+// Instance-data finalizer, at environment teardown: no JS runs again. Every string still live is freed with the table
+// (cpp_free_string, via ~StringEntry), except bytes that an external ArrayBuffer still shares: those are orphaned
+// (`state` = null) and freed by the last buffer's finalizer, which touches nothing of this state. (On Node every
+// buffer's finalizer has run by now: each holds a reference to the napi_env, which delays this finalizer.) Nothing is
 // reported to JS, the ledger or V8 (the isolate's external-memory count goes away with it). Deleting the state also
 // cancels every live subscription, frees its boxes (deleting the references to the functions), and then frees the
 // dispatcher (see AddonState's member order); no callback runs.
@@ -254,38 +333,42 @@ void noop(const Napi::CallbackInfo&) {}
 // function, and Node has handed every item still queued to call_js with a null env; what is left of native-thread
 // delivery here is the references of promises that will never settle.
 void finalize_state(Napi::Env env, AddonState* state) {
-  state->strings.for_each_live([env](StringEntry& entry) { release_view(env, entry.view, /*detach=*/false); });
-  delete_reference(env, state->mark_untransferable);
+  state->strings.for_each_live([env](StringEntry& entry) {
+    forget_view(env, entry.view);
+    if (entry.shared != nullptr) entry.shared->slot_owned = false;  // the slot's share ends with the table
+  });
+  for (SharedBytes* shared = state->shared_head; shared != nullptr;) {
+    SharedBytes* const next = shared->next;
+    shared->state = nullptr;
+    shared->prev = shared->next = nullptr;
+    if (shared->buffers == 0) delete shared;  // ~CoreString: cpp_free_string
+    shared = next;
+  }
+  state->shared_head = nullptr;
   release_delivery_references(env, *state);
   delete state;
 }
 
-// process.getBuiltinModule('node:worker_threads').markAsUntransferable, held by a strong reference; null if missing.
-napi_ref find_mark_untransferable(Napi::Env env) {
-  try {
-    const Napi::Value process = env.Global().Get("process");
-    if (!process.IsObject()) return nullptr;
-    const Napi::Value get_builtin = process.As<Napi::Object>().Get("getBuiltinModule");
-    if (!get_builtin.IsFunction()) return nullptr;
-    const Napi::Value worker_threads =
-        get_builtin.As<Napi::Function>().Call(process, {Napi::String::New(env, "node:worker_threads")});
-    if (!worker_threads.IsObject()) return nullptr;
-    const Napi::Value mark = worker_threads.As<Napi::Object>().Get("markAsUntransferable");
-    if (!mark.IsFunction()) return nullptr;
-    napi_ref ref = nullptr;
-    check(env, napi_create_reference(env, mark, 1, &ref));
-    return ref;
-  } catch (const Napi::Error&) {
-    return nullptr;  // the JS exception was cleared when it became a Napi::Error; views still work, just transferable
-  }
+// Process-wide environment ids. The counter is a static of this .node, and Node unloads the .node when the last
+// environment that loaded it ends; loaded again, a fresh counter would count from 1 and hand a new environment the id
+// of a dead one, whose handles it would then accept. So the first load pins the module (RTLD_NODELETE): the counter
+// lives as long as the process. Ids still wrap after 255 environments (8 bits of the handle).
+std::uint32_t next_env_id() {
+  static const bool pinned = [] {
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&g_env_counter), &self) == 0 || self.dli_fname == nullptr) return false;
+    // A second reference to ourselves, never closed, with RTLD_NODELETE: dlclose by Node no longer unmaps us.
+    return dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != nullptr;
+  }();
+  (void)pinned;
+  return g_env_counter.fetch_add(1, std::memory_order_relaxed) % handle::kMaxEnvId + 1;
 }
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
-  const std::uint32_t env_id = g_env_counter.fetch_add(1, std::memory_order_relaxed) % handle::kMaxEnvId + 1;
+  const std::uint32_t env_id = next_env_id();
   DispatcherPtr dispatcher(dispatcher_new());  // this environment's; freed with the state at teardown
   if (!dispatcher) throw Napi::Error::New(env, "napi-ownership: could not allocate the dispatcher");
   auto state = std::make_unique<AddonState>(env_id, std::move(dispatcher));
-  state->mark_untransferable = find_mark_untransferable(env);
   env.SetInstanceData<AddonState, finalize_state>(state.get());
   AddonState& kept = *state.release();  // owned by Node-API now; finalize_state deletes it at teardown
   init_delivery(env, kept);  // the threadsafe function, then the teardown hook that must run before its cleanup

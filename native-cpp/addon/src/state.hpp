@@ -24,18 +24,36 @@ struct CoreStringDeleter {
 // A string allocated by the C++ core: freed by cpp_free_string when this pointer lets go of it.
 using CoreString = std::unique_ptr<char, CoreStringDeleter>;
 
-// The zero-copy view of a string, if one was handed out. Both references are weak (refcount 0): they never keep the
-// JS objects alive, they only let us find them again. The ArrayBuffer borrows the string's bytes, so it must be
-// detached before those bytes are freed.
+struct AddonState;
+
+// A string's bytes once a view has lent them to JS (seed 004's MemoryGuard: whoever can reach the bytes keeps them
+// alive). Co-owned by the string's table slot, while its handle is live, and by every external ArrayBuffer over them
+// whose finalizer has not run yet. Freed by cpp_free_string (via `bytes`) when the last of those lets go: free_string
+// ends the handle at once, but a view taken before keeps reading the same bytes. JS thread only.
+struct SharedBytes {
+  SharedBytes(CoreString b, std::size_t n, AddonState* s) noexcept : bytes(std::move(b)), length(n), state(s) {}
+  CoreString bytes;  // freed by cpp_free_string when this record is deleted
+  std::size_t length;
+  std::uint32_t buffers = 0;  // external ArrayBuffers over the bytes, not yet finalized
+  bool slot_owned = true;     // the table slot still holds its share (the handle is live)
+  AddonState* state;          // whose ledger counts these bytes; null once that state was deleted at teardown
+  SharedBytes* prev = nullptr;  // the state's list of every SharedBytes it counts (for teardown)
+  SharedBytes* next = nullptr;
+};
+
+// Weak references (refcount 0) to the newest view of a live string, so string_view can hand the same Uint8Array out
+// again while it is alive. They never keep the JS objects alive and own nothing: the buffer's share is its own.
 struct StringView {
   napi_ref array = nullptr;   // the Uint8Array returned by string_view (reused while it is alive)
   napi_ref buffer = nullptr;  // its external ArrayBuffer (kept separately: JS may hold view.buffer alone)
 };
 
 struct StringEntry {
-  CoreString bytes;  // owned by this entry; freed by cpp_free_string when free_string/finalize_string/teardown drops it
+  CoreString bytes;  // owned by this entry until the first view moves it into `shared`
   std::size_t length = 0;  // bytes without the NUL
+  SharedBytes* shared = nullptr;  // once a view was lent: this slot holds one share of it (SharedBytes::slot_owned)
   StringView view;
+  const char* data() const noexcept { return shared != nullptr ? shared->bytes.get() : bytes.get(); }
 };
 
 struct StringLedger {
@@ -43,6 +61,9 @@ struct StringLedger {
   std::uint64_t freed = 0;
   std::uint64_t finalized = 0;
   std::uint64_t live_bytes = 0;
+  std::uint64_t view_held = 0;        // released strings whose bytes views still hold
+  std::uint64_t view_held_bytes = 0;  // ...and their bytes
+  std::uint64_t view_copies = 0;      // string_view calls that returned a copy (no external buffers allowed)
   std::uint64_t live() const noexcept { return allocated - freed - finalized; }
 };
 
@@ -82,12 +103,10 @@ struct AddonState {
 
   const std::uint32_t env_id;  // 1..255: the env bits of every handle this environment issues
   const std::thread::id js_thread;  // the thread this environment runs JS on
-  // worker_threads.markAsUntransferable (a strong reference, deleted at teardown), or null where Node cannot give it
-  // to us (process.getBuiltinModule arrived in Node 20.16).
-  napi_ref mark_untransferable = nullptr;
   HandleTable<StringEntry> strings;
   StringLedger ledger;
   ExternalMemory memory;
+  SharedBytes* shared_head = nullptr;  // every SharedBytes this state counts (live strings' and view-held ones)
 
   // Declared before `subscriptions`, so destroyed after them: at teardown every slot cancels its registration
   // (DispatcherRegistration) and frees its boxes while the dispatcher still exists; then dispatcher_free.

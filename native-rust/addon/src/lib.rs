@@ -51,7 +51,7 @@ impl Export<0> for Noop {
     }
 }
 
-/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes }, handlers: { live, registered,
+/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes, viewHeld, viewHeldBytes, viewCopies }, handlers: { live, registered,
 /// cancelled, finalized }, posts: { posted, delivered, skipped, pending }, producers: { live, started, stopped,
 /// finalized } }` for this environment.
 struct Stats;
@@ -60,12 +60,13 @@ impl Export<0> for Stats {
     const NAME: &'static CStr = c"stats";
 
     fn call(call: &Call<'_, 0>) -> CallResult {
-        let (ledger, handlers, posts, producers, producers_live) = call
+        let (ledger, view_held, handlers, posts, producers, producers_live) = call
             .state
             .try_borrow()
             .map(|state| {
                 (
                     state.ledger,
+                    (state.shared.view_held.get(), state.shared.view_held_bytes.get()),
                     state.handlers,
                     state.posts.ledger,
                     state.producer_ledger,
@@ -85,6 +86,9 @@ impl Export<0> for Stats {
                 (c"freed", count(ledger.freed)?),
                 (c"finalized", count(ledger.finalized)?),
                 (c"liveBytes", count(ledger.live_bytes)?),
+                (c"viewHeld", count(view_held.0)?),
+                (c"viewHeldBytes", count(view_held.1)?),
+                (c"viewCopies", count(ledger.view_copies)?),
             ],
         )?;
         let handlers = subscriptions::handler_stats(env, handlers)?;

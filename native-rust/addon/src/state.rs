@@ -2,9 +2,10 @@
 //! thread that loads the addon gets its own). The only process-wide state is the environment id
 //! counter, an atomic.
 
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::ffi::c_void;
 use std::ptr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use napi::sys;
@@ -54,6 +55,38 @@ pub struct StringLedger {
     pub freed: u64,
     pub finalized: u64,
     pub live_bytes: u64,
+    /// `string_view` calls that returned a copy (no external buffers allowed, or a copy-views build).
+    pub view_copies: u64,
+}
+
+/// What the finalizers of external ArrayBuffers (views) update: released strings whose bytes views still hold, and
+/// the live-byte change not yet reported to V8. Outside the state's `RefCell`, because a runtime may run a finalizer
+/// while an export holds that borrow, and shared by `Rc`, because a buffer may be finalized after the environment's
+/// state is gone (each view's bytes hold a clone). JS thread only.
+#[derive(Debug, Default)]
+pub struct SharedLedger {
+    pub view_held: Cell<u64>,
+    pub view_held_bytes: Cell<u64>,
+    /// Live-byte change not yet given to `napi_adjust_external_memory`.
+    unreported: Cell<i64>,
+}
+
+impl SharedLedger {
+    /// Records `delta` live bytes and reports to V8 when the batch is due.
+    pub fn adjust_live_bytes(&self, env: sys::napi_env, delta: i64) -> Result<(), Throw> {
+        let unreported = self.unreported.get() + delta;
+        self.unreported.set(unreported);
+        if delta.abs() < EXTERNAL_MEMORY_BATCH && unreported.abs() < EXTERNAL_MEMORY_BATCH {
+            return Ok(());
+        }
+        let mut total = 0i64;
+        // SAFETY: `env` is the environment of the current callback or finalizer. This only tells V8's heap
+        // accounting; it may start a GC, which runs none of our code synchronously (finalizers are deferred).
+        let status = unsafe { sys::napi_adjust_external_memory(env, unreported, &mut total) };
+        check(env, status, "napi_adjust_external_memory")?;
+        self.unreported.set(0);
+        Ok(())
+    }
 }
 
 impl StringLedger {
@@ -99,8 +132,8 @@ pub struct EnvState {
     pub producer_ledger: ProducerLedger,
     /// Pending posts and producers' promises, the post ledger, the event-loop hold.
     pub posts: Posts,
-    /// Live-byte change not yet given to `napi_adjust_external_memory`.
-    unreported: i64,
+    /// View-held strings and the external-memory report, shared with the views' bytes.
+    pub shared: Rc<SharedLedger>,
 }
 
 impl EnvState {
@@ -114,33 +147,44 @@ impl EnvState {
             producers: HandleTable::default(),
             producer_ledger: ProducerLedger::default(),
             posts: Posts::new(),
-            unreported: 0,
+            shared: Rc::default(),
         }
     }
 
     /// Records `delta` live bytes and reports to V8 when the batch is due.
-    pub fn adjust_live_bytes(&mut self, env: sys::napi_env, delta: i64) -> Result<(), Throw> {
-        self.unreported += delta;
-        if delta.abs() < EXTERNAL_MEMORY_BATCH && self.unreported.abs() < EXTERNAL_MEMORY_BATCH {
-            return Ok(());
-        }
-        let mut total = 0i64;
-        // SAFETY: `env` is the current callback's environment. This only tells V8's heap
-        // accounting; it may start a GC, which runs none of our code (our weak references have no
-        // finalizers), so holding the state borrow across it is fine.
-        let status = unsafe { sys::napi_adjust_external_memory(env, self.unreported, &mut total) };
-        check(env, status, "napi_adjust_external_memory")?;
-        self.unreported = 0;
-        Ok(())
+    pub fn adjust_live_bytes(&self, env: sys::napi_env, delta: i64) -> Result<(), Throw> {
+        self.shared.adjust_live_bytes(env, delta)
     }
 }
 
-/// Assigns environment ids 1, 2, ..., 255, 1, ... (0 is never used).
+/// Assigns environment ids 1, 2, ..., 255, 1, ... (0 is never used), process-wide: see [`pin_module`].
 fn next_env_id() -> u8 {
     static LAST_ENV_ID: AtomicU8 = AtomicU8::new(0);
+    pin_module(&LAST_ENV_ID);
     let step = |last: u8| Some(last % 255 + 1);
     let last = LAST_ENV_ID.fetch_update(Ordering::Relaxed, Ordering::Relaxed, step).unwrap_or(0);
     last % 255 + 1
+}
+
+/// Keeps this `.node` loaded for the life of the process. The env-id counter is a static of this module; if Node
+/// unloaded the module when the last environment using it ended, the next load would count from 1 again and give a
+/// new environment a dead one's id, whose handles it would then accept. A second reference to ourselves with
+/// `RTLD_NODELETE`, never closed, makes Node's `dlclose` leave the module mapped. Ids still wrap after 255
+/// environments (8 bits of the handle).
+fn pin_module(anchor: &AtomicU8) {
+    static PINNED: std::sync::Once = std::sync::Once::new();
+    PINNED.call_once(|| {
+        let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+        // SAFETY: `anchor` is an address inside this module; `info` is a local that dladdr fills.
+        let found = unsafe { libc::dladdr(ptr::from_ref(anchor).cast(), info.as_mut_ptr()) };
+        // SAFETY: zero-initialised, and filled by dladdr when it returns non-zero.
+        let info = unsafe { info.assume_init() };
+        if found != 0 && !info.dli_fname.is_null() {
+            // SAFETY: `dli_fname` is the NUL-terminated path of this already loaded module; RTLD_NOLOAD only adds
+            // a reference (and the NODELETE flag) to it. The handle is deliberately never closed.
+            let _ = unsafe { libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE) };
+        }
+    });
 }
 
 /// Returns this environment's state, creating it (with a fresh env id) the first time the addon is
@@ -218,8 +262,7 @@ unsafe extern "C" fn finalize_instance_data(env: sys::napi_env, data: *mut c_voi
         {
             let mut state = cell.state.borrow_mut();
             for string in state.strings.drain() {
-                // Node has already detached the external ArrayBuffers of views (its own cleanup hook
-                // for external buffers runs before the env's), so only our references go.
+                // Bytes that a view's buffer still shares are left to that buffer's finalizer; the rest go now.
                 string.release_at_teardown(env);
             }
             // Dropping a UserSpaceWrapper cancels its registration and frees its three boxes; the boxed

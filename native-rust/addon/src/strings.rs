@@ -2,12 +2,15 @@
 //!
 //! Ownership: the core allocates every copy (`print_and_return_len`) and only the core frees it
 //! (`free_string`). The binding holds the pointer in a [`CoreString`] inside a table slot; JS holds
-//! only a handle number. A view lends the bytes to JS through an external ArrayBuffer, which is
-//! detached before the bytes are freed.
+//! only a handle number. A view lends the bytes to JS through an external ArrayBuffer that
+//! co-owns them ([`SharedBytes`]): the bytes are freed when the handle and every such buffer have
+//! let go, so native code a view was handed to (fs, zlib, a socket) never reads freed memory.
 
+use std::cell::Cell;
 use std::ffi::{CStr, c_char, c_void};
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
+use std::rc::Rc;
 
 use napi::sys;
 use napi_ownership_core as core;
@@ -18,7 +21,7 @@ use crate::call::{
     invalid_arg_type,
 };
 use crate::handles::{Handle, HandleError, Kind, TableFull};
-use crate::state::{EnvState, Release};
+use crate::state::{EnvState, Release, SharedLedger};
 
 /// A string copy allocated by the core. Dropping it gives it back to the core: freed by
 /// `napi_ownership_core::free_string` when the slot releases it or the environment tears down.
@@ -36,8 +39,8 @@ impl CoreString {
     /// Makes sure the NUL at `len` is the first 0 byte again, whatever JS wrote through a view.
     /// The core frees with `CString::from_raw`, which re-measures the length with `strlen`.
     fn restore_terminator(&mut self) {
-        // SAFETY: `ptr` is our live allocation of `len + 1` bytes; no view can reach it any more
-        // (it was detached) and nothing else aliases it.
+        // SAFETY: `ptr` is our live allocation of `len + 1` bytes; this runs just before it is freed,
+        // when no view shares it any more, so nothing else aliases it.
         let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), self.len) };
         if bytes.contains(&0) {
             bytes.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
@@ -53,42 +56,159 @@ impl Drop for CoreString {
     }
 }
 
-/// Weak references to the one view of a string: the ArrayBuffer (which we must detach on free as
-/// long as anything can reach it) and the Uint8Array (reused while it lives).
+/// Weak references to the newest view of a live string (the ArrayBuffer and the Uint8Array), so
+/// `string_view` can hand the same Uint8Array out again while it lives. They own nothing.
 struct View {
     buffer: sys::napi_ref,
     array: sys::napi_ref,
 }
 
+/// A string's bytes once a view has lent them to JS (seed 004's MemoryGuard: whoever can reach the
+/// bytes keeps them alive). Co-owned by the table slot, while the handle is live, and by every
+/// external ArrayBuffer over them whose finalizer has not run yet; freed by the core when the last
+/// of those lets go ([`free_shared`]). Reached through a raw pointer from the slot and from each
+/// buffer's finalize hint, so its mutable parts are `Cell`s. JS thread only.
+pub struct SharedBytes {
+    bytes: CoreString,
+    /// External ArrayBuffers over the bytes, not yet finalized.
+    buffers: Cell<u32>,
+    /// The table slot still holds its share (the handle is live).
+    slot_owned: Cell<bool>,
+    /// Seeded bug only: the bytes were already given back to the core.
+    freed_early: Cell<bool>,
+    ledger: Rc<SharedLedger>,
+}
+
+/// Who owns a live string's bytes: the slot alone, or the slot together with views.
+enum Bytes {
+    Owned(CoreString),
+    /// The slot's share of bytes lent to views; the pointer came from `Box::into_raw` and stays
+    /// valid while this share or any buffer's share is held.
+    Shared(NonNull<SharedBytes>),
+}
+
 /// A slot's payload: the core's copy and, once `string_view` was called, its view.
 pub struct NativeString {
-    bytes: CoreString,
+    bytes: Bytes,
+    len: usize,
     view: Option<View>,
 }
 
 impl NativeString {
-    /// Detaches the view (if any), drops our references, then gives the bytes back to the core.
-    fn release(mut self, env: sys::napi_env) {
-        if let Some(view) = self.view.take() {
-            if let Some(buffer) = reference_value(env, view.buffer) {
-                // SAFETY: `buffer` is the live external ArrayBuffer over our bytes; detaching it
-                // makes every view's byteLength 0 so JS cannot touch the bytes freed below.
-                // External ArrayBuffers are detachable; a failure could only mean teardown.
-                let _ = unsafe { sys::napi_detach_arraybuffer(env, buffer) };
-            }
-            delete_view_refs(env, view);
-            self.bytes.restore_terminator();
+    fn as_ptr(&self) -> *mut c_char {
+        match &self.bytes {
+            Bytes::Owned(bytes) => bytes.as_ptr(),
+            // SAFETY: the slot holds a share, so the SharedBytes is alive.
+            Bytes::Shared(shared) => unsafe { shared.as_ref() }.bytes.as_ptr(),
         }
-        // `self.bytes` drops here: freed by the core's `free_string`.
     }
 
-    /// Environment teardown: JS is gone, so only our references and the bytes remain to free.
+    /// Ends the handle's hold on the bytes: our weak references go, and the bytes are given back to
+    /// the core now if no view shares them, else by the last view's finalizer. Updates the ledger
+    /// and the external-memory report.
+    fn release(mut self, env: sys::napi_env, ledger: &SharedLedger) {
+        if let Some(view) = self.view.take() {
+            delete_view_refs(env, view);
+        }
+        let len = self.len;
+        match self.bytes {
+            // Never lent: we were reporting the bytes, and `bytes` drops here (the core frees it).
+            Bytes::Owned(_) => {
+                let _ = ledger.adjust_live_bytes(env, -(len as i64));
+            }
+            Bytes::Shared(pointer) => {
+                // SAFETY: the slot's share keeps the SharedBytes alive until `free_shared` below.
+                let shared = unsafe { pointer.as_ref() };
+                #[cfg(feature = "seed-bug-view-holds-no-share")]
+                {
+                    // Seeded bug (leak-test self-test builds only): the bytes go now, while views may
+                    // still point at them.
+                    // SAFETY: deliberately unsound; only built for the leak-test self-test.
+                    unsafe { core::free_string(std::hint::black_box(shared.bytes.as_ptr())) };
+                    shared.freed_early.set(true);
+                }
+                if shared.buffers.get() == 0 {
+                    let _ = ledger.adjust_live_bytes(env, -(len as i64));
+                    // SAFETY: no buffer shares it and the slot's share just ended: we are the last owner.
+                    unsafe { free_shared(pointer) };
+                } else {
+                    // Views still hold them (V8 counts them through those buffers): freed by the last
+                    // buffer's finalizer.
+                    shared.slot_owned.set(false);
+                    ledger.view_held.set(ledger.view_held.get() + 1);
+                    ledger.view_held_bytes.set(ledger.view_held_bytes.get() + len as u64);
+                }
+            }
+        }
+    }
+
+    /// Environment teardown: JS is gone, so our references go; bytes a view's buffer still shares
+    /// are left to that buffer's finalizer (the ledger is kept alive by its `Rc`), the rest go now.
     pub fn release_at_teardown(mut self, env: sys::napi_env) {
         if let Some(view) = self.view.take() {
             delete_view_refs(env, view);
-            self.bytes.restore_terminator();
+        }
+        if let Bytes::Shared(pointer) = self.bytes {
+            // SAFETY: the slot's share keeps the SharedBytes alive until `free_shared`.
+            let shared = unsafe { pointer.as_ref() };
+            shared.slot_owned.set(false);
+            shared.ledger.view_held.set(shared.ledger.view_held.get() + 1);
+            shared.ledger.view_held_bytes.set(shared.ledger.view_held_bytes.get() + self.len as u64);
+            if shared.buffers.get() == 0 {
+                // SAFETY: the slot was the last owner.
+                unsafe { free_shared(pointer) };
+            }
         }
     }
+}
+
+/// Gives shared bytes back to the core once their last owner let go, and un-counts them.
+///
+/// # Safety
+/// `pointer` came from `Box::into_raw` in `string_view`; the slot's share has ended (or ends with
+/// this call) and no buffer shares it any more, so nothing else can reach it.
+unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
+    // SAFETY: see the function's contract: we are the only owner now.
+    let shared = unsafe { Box::from_raw(pointer.as_ptr()) };
+    let SharedBytes { mut bytes, freed_early, ledger, slot_owned, .. } = *shared;
+    if !slot_owned.get() {
+        // It was counted as view-held when its handle was released.
+        ledger.view_held.set(ledger.view_held.get() - 1);
+        ledger.view_held_bytes.set(ledger.view_held_bytes.get() - bytes.len as u64);
+    }
+    if freed_early.get() {
+        std::mem::forget(bytes); // seeded bug: already freed
+    } else {
+        bytes.restore_terminator();
+        // `bytes` drops here: freed by the core's `free_string`.
+    }
+}
+
+/// Finalizer of an external ArrayBuffer lent by `string_view`: that buffer's share ends. Node-API
+/// runs it on the JS thread, deferred after GC or at environment teardown.
+///
+/// # Safety
+/// Called by Node-API once per buffer, with the hint given to `napi_create_external_arraybuffer`:
+/// a `SharedBytes` that this buffer's share keeps alive.
+unsafe extern "C" fn view_finalized(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    let Some(pointer) = NonNull::new(hint.cast::<SharedBytes>()) else { return };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: this buffer's share keeps the SharedBytes alive until the end of this function.
+        let shared = unsafe { pointer.as_ref() };
+        let left = shared.buffers.get() - 1;
+        shared.buffers.set(left);
+        if left > 0 {
+            return;
+        }
+        if shared.slot_owned.get() {
+            // The handle is live and no buffer is left, so V8 no longer counts these bytes: we
+            // report them again.
+            let _ = shared.ledger.adjust_live_bytes(env, shared.bytes.len as i64);
+        } else {
+            // SAFETY: the slot's share ended earlier and this was the last buffer's.
+            unsafe { free_shared(pointer) };
+        }
+    }));
 }
 
 fn delete_view_refs(env: sys::napi_env, view: View) {
@@ -250,7 +370,7 @@ impl Export<1> for PrintAndReturn {
         // finalize_string or teardown.
         let (slot, generation) = state
             .strings
-            .insert(NativeString { bytes: copy, view: None })
+            .insert(NativeString { bytes: Bytes::Owned(copy), len, view: None })
             // Not worded by the contract (the same wording as the cpp backend). The returned entry
             // drops here, giving its bytes back to the core.
             .map_err(|TableFull(_entry)| {
@@ -287,16 +407,16 @@ fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
         }
         Err(error) => return Err(handle_error(env, call.args[0], error, Kind::String)),
     };
-    let len = string.bytes.len;
-    // Detaches the view, then the core frees the bytes.
-    string.release(env);
+    let len = string.len;
+    // The handle ends now; the bytes go now, or with the last view that shares them.
+    let shared = Rc::clone(&state.shared);
+    string.release(env, &shared);
     match how {
         Release::Freed => state.ledger.freed += 1,
         Release::Finalized => state.ledger.finalized += 1,
     }
     state.ledger.live_bytes -= len as u64;
     debug_assert_eq!(state.ledger.live(), state.strings.live() as u64);
-    let _ = state.adjust_live_bytes(env, -(len as i64));
     drop(state);
     get_boolean(env, true)
 }
@@ -350,18 +470,13 @@ impl Export<1> for StringText {
             // SAFETY: the bytes are live for the call (the slot holds them); Node-API copies
             // `len` bytes into a new JS string (invalid UTF-8 written through a view becomes
             // U+FFFD), so JS keeps nothing pointing at native memory.
-            let status = unsafe {
-                sys::napi_create_string_utf8(env, string.bytes.as_ptr(), string.bytes.len as isize, &mut text)
-            };
+            let status =
+                unsafe { sys::napi_create_string_utf8(env, string.as_ptr(), string.len as isize, &mut text) };
             check(env, status, "napi_create_string_utf8")?;
             Ok(text)
         })
     }
 }
-
-/// Finalizer of the external ArrayBuffer: nothing to do. The buffer only borrows the bytes; the
-/// slot owns them and detaches the buffer before the core frees them.
-unsafe extern "C" fn view_borrow_ends(_env: sys::napi_env, _data: *mut c_void, _hint: *mut c_void) {}
 
 fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {
     let mut array = ptr::null_mut();
@@ -381,58 +496,119 @@ fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::nap
     Ok(reference)
 }
 
+/// A view that is a copy, where the runtime refuses external buffers
+/// (`napi_no_external_buffers_allowed`: Electron, V8 sandbox builds) or this build acts as one
+/// (`copy-views`). JS owns the copy; it shares nothing, so nothing native is freed for it, and
+/// writes to it do not reach the native bytes.
+fn copy_view(env: sys::napi_env, string: &NativeString) -> CallResult {
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    // SAFETY: `data`/`buffer` are locals; creating an ArrayBuffer runs no JS.
+    let status = unsafe { sys::napi_create_arraybuffer(env, string.len, &mut data, &mut buffer) };
+    check(env, status, "napi_create_arraybuffer")?;
+    if string.len > 0 {
+        // SAFETY: the slot's bytes are live for `len` bytes, and `data` is the new buffer's
+        // `len` writable bytes; they cannot overlap.
+        unsafe { ptr::copy_nonoverlapping(string.as_ptr().cast::<u8>(), data.cast::<u8>(), string.len) };
+    }
+    create_uint8array(env, buffer, string.len)
+}
+
 pub struct StringView;
 
 impl Export<1> for StringView {
     const NAME: &'static CStr = c"string_view";
 
+    /// A Uint8Array over the native bytes, zero-copy. Its ArrayBuffer co-owns the bytes (one share,
+    /// ended by `view_finalized`), so they outlive `free_string` for as long as JS, or native code JS
+    /// handed the view to, can reach them. The same Uint8Array is returned while it is alive.
     fn call(call: &Call<'_, 1>) -> CallResult {
         let env = call.env;
-        with_live_string(call, |string| {
-            let len = string.bytes.len;
-            // Reuse the view while it lives; else a new Uint8Array over a still-living buffer.
-            if let Some(view) = &mut string.view {
-                if let Some(array) = reference_value(env, view.array) {
-                    return Ok(array);
-                }
-                if let Some(buffer) = reference_value(env, view.buffer) {
-                    let array = create_uint8array(env, buffer, len)?;
-                    let reference = weak_reference(env, array)?;
-                    // SAFETY: the old reference is ours and its value was collected.
-                    let _ = unsafe { sys::napi_delete_reference(env, view.array) };
-                    view.array = reference;
-                    return Ok(array);
-                }
+        let mut state = borrow_state(call)?;
+        let handle = decode_handle(env, &state, call.args[0], Kind::String)?;
+        let ledger = Rc::clone(&state.shared);
+        let state = &mut *state;
+        let string = state
+            .strings
+            .get_mut(handle.slot, handle.generation)
+            .map_err(|error| handle_error(env, call.args[0], error, Kind::String))?;
+        if cfg!(feature = "copy-views") {
+            state.ledger.view_copies += 1;
+            return copy_view(env, string);
+        }
+        let len = string.len;
+        // Reuse the view while it lives; else a new Uint8Array over a still-living buffer (which
+        // already holds its share).
+        if let Some(view) = &mut string.view {
+            if let Some(array) = reference_value(env, view.array) {
+                return Ok(array);
             }
-            // No view yet, or JS let go of buffer and array: lend the bytes again.
-            if let Some(old) = string.view.take() {
-                delete_view_refs(env, old);
+            if let Some(buffer) = reference_value(env, view.buffer) {
+                let array = create_uint8array(env, buffer, len)?;
+                let reference = weak_reference(env, array)?;
+                // SAFETY: the old reference is ours and its value was collected.
+                let _ = unsafe { sys::napi_delete_reference(env, view.array) };
+                view.array = reference;
+                return Ok(array);
             }
-            let mut buffer = ptr::null_mut();
-            // SAFETY: the bytes stay allocated while the slot is live, and the slot detaches this
-            // buffer before the core frees them; the finalizer does nothing (JS only borrows).
-            let status = unsafe {
-                sys::napi_create_external_arraybuffer(
-                    env,
-                    string.bytes.as_ptr().cast(),
-                    len,
-                    Some(view_borrow_ends),
-                    ptr::null_mut(),
-                    &mut buffer,
-                )
-            };
-            check(env, status, "napi_create_external_arraybuffer")?;
-            let array = create_uint8array(env, buffer, len)?;
-            // If a reference cannot be made, the new buffer and array were never handed to JS, so
-            // nothing can reach the bytes through them: drop what we made and report.
-            let buffer_ref = weak_reference(env, buffer)?;
-            let array_ref = weak_reference(env, array).inspect_err(|_| {
-                // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
-                let _ = unsafe { sys::napi_delete_reference(env, buffer_ref) };
-            })?;
-            string.view = Some(View { buffer: buffer_ref, array: array_ref });
-            Ok(array)
-        })
+        }
+        // No view yet, or JS let go of buffer and array: lend the bytes again, with a share.
+        if let Some(old) = string.view.take() {
+            delete_view_refs(env, old);
+        }
+        let pointer = match &mut string.bytes {
+            Bytes::Shared(pointer) => *pointer,
+            owned @ Bytes::Owned(_) => {
+                // The first view: ownership moves from the slot into a SharedBytes, of which the slot
+                // holds one share and each external buffer one more; freed by the last (free_shared).
+                let Bytes::Owned(bytes) = std::mem::replace(owned, Bytes::Shared(NonNull::dangling())) else {
+                    unreachable!()
+                };
+                let shared = Box::new(SharedBytes {
+                    bytes,
+                    buffers: Cell::new(0),
+                    slot_owned: Cell::new(true),
+                    freed_early: Cell::new(false),
+                    ledger: Rc::clone(&ledger),
+                });
+                let pointer = NonNull::from(Box::leak(shared));
+                *owned = Bytes::Shared(pointer);
+                pointer
+            }
+        };
+        // SAFETY: the slot's share keeps the SharedBytes alive for this call.
+        let shared = unsafe { pointer.as_ref() };
+        let mut buffer = ptr::null_mut();
+        // SAFETY: the bytes stay allocated while any share is held; this buffer's share is taken
+        // below and ended by `view_finalized` with `pointer` as its hint.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env,
+                shared.bytes.as_ptr().cast(),
+                len,
+                Some(view_finalized),
+                pointer.as_ptr().cast(),
+                &mut buffer,
+            )
+        };
+        if status == sys::Status::napi_no_external_buffers_allowed {
+            state.ledger.view_copies += 1;
+            return copy_view(env, string);
+        }
+        check(env, status, "napi_create_external_arraybuffer")?;
+        // The buffer holds its share from here. While any buffer lives, V8 counts the bytes itself
+        // (an external backing store), so we stop reporting them: reported once, by one of us.
+        if shared.buffers.replace(shared.buffers.get() + 1) == 0 {
+            let _ = ledger.adjust_live_bytes(env, -(len as i64));
+        }
+        let array = create_uint8array(env, buffer, len)?;
+        let buffer_ref = weak_reference(env, buffer)?;
+        let array_ref = weak_reference(env, array).inspect_err(|_| {
+            // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
+            let _ = unsafe { sys::napi_delete_reference(env, buffer_ref) };
+        })?;
+        string.view = Some(View { buffer: buffer_ref, array: array_ref });
+        Ok(array)
     }
 }
 
@@ -443,7 +619,7 @@ impl Export<1> for StringInfo {
 
     fn call(call: &Call<'_, 1>) -> CallResult {
         let (address, len) =
-            with_live_string(call, |string| Ok((string.bytes.as_ptr() as usize as u64, string.bytes.len)))?;
+            with_live_string(call, |string| Ok((string.as_ptr() as usize as u64, string.len)))?;
         let env = call.env;
         let address = create_bigint_u64(env, address)?;
         let byte_length = create_double(env, len as f64)?;
