@@ -15,6 +15,15 @@ export interface StringLedger {
   finalized: number;
   /** UTF-8 bytes held by live strings (without NUL terminators). */
   liveBytes: number;
+  /**
+   * Released strings whose bytes are still held by views (zero-copy Uint8Arrays taken before the release, or native
+   * code such as fs or zlib that a view was handed to). Freed when the last such view is collected.
+   */
+  viewHeld: number;
+  /** The bytes of those strings. */
+  viewHeldBytes: number;
+  /** view() calls that returned a copy: the runtime refuses external buffers, or a copy-views build. */
+  viewCopies: number;
 }
 
 export interface HandlerLedger {
