@@ -89,6 +89,49 @@ describe('worker threads', () => {
     expect(JSON.parse(r.stdout)).toEqual({ codes: ['ERR_FOREIGN_ENV', 'ERR_FOREIGN_ENV'], stillMine: [true, true] });
   });
 
+  test.each(['cpp', 'rust'])('Risk: %s, a dead worker’s handles are accepted once the addon is unloaded and loaded again', (name) => {
+    // The worker is the only environment that loads the addon, so Node unloads the .node when the worker ends; the
+    // main thread then loads it afresh. An env-id counter that lived in the module would start again at 1 and give the
+    // main thread the dead worker's id: its handles would name the main thread's string and subscription.
+    const r = runChild(`
+      import { Worker } from 'node:worker_threads';
+      const code = \`
+        const { parentPort } = require('node:worker_threads');
+        import(\${JSON.stringify(DIST_INDEX)}).then(({ ${name} }) => {
+          const s = ${name}.printAndReturn('the worker string');
+          const sub = ${name}.handler('w', () => {});
+          parentPort.postMessage({ string: s._handle, sub: sub._handle });
+        });
+      \`;
+      const handles = await new Promise((resolve, reject) => {
+        const w = new Worker(code, { eval: true });
+        let got;
+        w.once('message', (m) => { got = m; });
+        w.once('error', reject);
+        w.once('exit', () => resolve(got));
+      });
+      const { ${name}: b } = await import(DIST_INDEX);
+      const mine = b.printAndReturn('the main thread string');
+      const sub = b.handler('w', () => {});
+      const codeOf = (fn) => { try { fn(); return 'accepted'; } catch (e) { return e.code; } };
+      console.log(JSON.stringify({
+        text: codeOf(() => b.raw.string_text(handles.string)),
+        free: codeOf(() => b.raw.free_string(handles.string)),
+        cancel: codeOf(() => b.raw.cancel(handles.sub)),
+        mine: mine.toString(), active: sub.active,
+      }));
+      mine.free(); sub.cancel();
+    `);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      text: 'ERR_FOREIGN_ENV',
+      free: 'ERR_FOREIGN_ENV',
+      cancel: 'ERR_FOREIGN_ENV',
+      mine: 'the main thread string',
+      active: true,
+    });
+  });
+
   test('Risk: a worker terminated in the middle of native-thread delivery crashes or leaks', () => {
     const r = runChild(`
       import { Worker } from 'node:worker_threads';
