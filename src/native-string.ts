@@ -6,9 +6,10 @@ import { PENDING, RELEASED } from './fallback.js';
 /**
  * A UTF-8 string owned by a backend's native core (C++ `new[]` or Rust `CString`).
  *
- * Ownership: the bytes belong to the native core that allocated them and are freed only by it — by `free()`,
- * by `using` (Symbol.dispose), by `backend.freeString(s)`, or, if this wrapper is collected while still live, by the
- * backend's FinalizationRegistry fallback (counted as `finalized` in `stats()`). JS holds only a handle (a number).
+ * Ownership: the bytes belong to the native core that allocated them and are freed only by it. This wrapper's handle
+ * (a number) is released by `free()`, by `using` (Symbol.dispose), by `backend.freeString(s)`, or, if this wrapper
+ * is collected while still live, by the backend's FinalizationRegistry fallback (counted as `finalized` in
+ * `stats()`). Views share the bytes: they are freed once the handle and every view have let go.
  */
 export class NativeString implements Disposable {
   /** @internal The addon's handle: a number naming a slot of the native table. */
@@ -46,8 +47,11 @@ export class NativeString implements Disposable {
   }
 
   /**
-   * A Uint8Array over the native bytes themselves (zero-copy). Writes go to native memory. When the string is
-   * released every view is detached (byteLength 0), so JS can never read freed memory.
+   * A Uint8Array over the native bytes themselves (zero-copy); writes go to native memory. The view co-owns the
+   * bytes: it keeps them alive after `free()` (or the fallback) ends this string, for as long as the view — or native
+   * code it was handed to, such as `fs.write`, zlib or a socket — can still reach them, and they are freed when the
+   * last view is collected (`stats().strings.viewHeld` counts such strings). Where the runtime refuses external
+   * buffers, it is a copy instead (counted in `stats().strings.viewCopies`). Throws `ERR_NATIVE_RELEASED` after release.
    */
   view(): Uint8Array {
     this.#assertLive();
@@ -64,7 +68,11 @@ export class NativeString implements Disposable {
     return this.#infoOf().byteLength;
   }
 
-  /** Releases the native bytes now. True: released by this call; false: it was already released. */
+  /**
+   * Ends this string now: the handle is released and every accessor throws `ERR_NATIVE_RELEASED` from here on. The
+   * bytes are freed now, or, if views taken before still hold them, when the last of those is collected.
+   * True: released by this call; false: it was already released.
+   */
   free(): boolean {
     // disown first: even if the addon throws, the fallback will not release this handle a second time.
     return this._backend._fallback.disown(this) && this._backend.raw.free_string(this._handle);

@@ -18,6 +18,6 @@ test('the README example runs and prints what it says', () => {
   const child = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8' });
   rmSync(dir, { recursive: true, force: true });
   expect(child.stderr).toBe('');
-  expect(child.stdout).toBe('Hello from TS 13 true\n0\ngot hello\n');
+  expect(child.stdout).toBe('Hello from TS 13 true\n13\ngot hello\n');
   expect(child.status).toBe(0);
 });
