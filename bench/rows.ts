@@ -27,6 +27,8 @@ export const ROWS: readonly RowInfo[] = [
   { key: 'fallback-16', label: 'printAndReturn 16 B, never freed (fallback only)', js: 'new object + FinalizationRegistry register, never unregistered' },
   { key: 'view-first-16', label: 'first view() of a 16 B string', js: 'new Uint8Array(arrayBuffer), 16 B' },
   { key: 'view-first-1m', label: 'first view() of a 1 MiB string', js: 'new Uint8Array(arrayBuffer), 1 MiB' },
+  { key: 'view-floor-16', label: 'the floor: a bare external ArrayBuffer + Uint8Array, 16 B (raw noop_view)' },
+  { key: 'view-floor-1m', label: 'the floor: a bare external ArrayBuffer + Uint8Array, 1 MiB (raw noop_view)' },
   { key: 'view-16', label: 'view() again, 16 B (the cached view)' },
   { key: 'view-1m', label: 'view() again, 1 MiB (the cached view)' },
   { key: 'tostring-16', label: 'toString(), 16 B (a JS copy)', js: 'TextDecoder.decode(Uint8Array), 16 B' },

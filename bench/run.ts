@@ -245,9 +245,11 @@ function target(what: string, a: Figure | undefined, b: Figure | undefined, limi
 for (const name of ['cpp', 'rust'] as const) {
   const f = (key: string) => figure(name, key);
   target(`${name}: raw round trip 16 B / noop call`, f('raw-16'), f('call'), 15);
-  target(`${name}: public explicit path 16 B / raw round trip`, f('public-16'), f('raw-16'), 2);
+  target(`${name}: public explicit path 16 B / raw round trip`, f('public-16'), f('raw-16'), 1.3);
   target(`${name}:   the same, one string per job`, f('public-16-job'), f('raw-16-job'), 2);
-  target(`${name}: view() 1 MiB / view() 16 B, first view (creates the buffer)`, f('view-first-1m'), f('view-first-16'), 2);
+  target(`${name}: first view() 16 B / the floor (bare external ArrayBuffer + Uint8Array)`, f('view-first-16'), f('view-floor-16'), 1.5);
+  target(`${name}: first view() 1 MiB / the floor`, f('view-first-1m'), f('view-floor-1m'), 1.5);
+  target(`${name}: view() 1 MiB / view() 16 B, first view (creates the buffer)`, f('view-first-1m'), f('view-first-16'), 1.5);
   target(`${name}: view() 1 MiB / view() 16 B, again (cached)`, f('view-1m'), f('view-16'), 2);
   target(`${name}: send() to 1 handler / noop call`, f('send-1'), f('call'), 20);
 }

@@ -211,6 +211,28 @@ function addBackend(b: Backend): void {
   // 64 MiB soft limit every round, and the task measured a full collection every 64 views (~90 µs a view).
   firstView('view-first-16', u16, 8);
   firstView('view-first-1m', u1m, 8);
+  // The Node floor of a first view, made by the same addon in the same run: a bare external ArrayBuffer and a
+  // Uint8Array over a static scratch, with no ownership work (no share, no reference, no report). The same shape as
+  // firstView: the same sweep before, 8 a sample, the views dropped after.
+  const floorView = (key: string, length: number, batch: number) =>
+    explicit(
+      key,
+      batch,
+      compile({ raw, now, sweep }, `
+        const views = new Array(${batch});
+        let round = 0;
+        return function task() {
+          const start = now();
+          sweep.fill(round++ & 255);
+          const t0 = now();
+          for (let i = 0; i < ${batch}; i++) views[i] = raw.noop_view(${length});
+          const t1 = now();
+          views.fill(undefined);
+          return { overriddenDuration: t1 - t0, overriddenIterationCost: now() - start };
+        };`),
+    );
+  floorView('view-floor-16', 16, 8);
+  floorView('view-floor-1m', 1 << 20, 8);
 
   const small = b.printAndReturn(s16);
   const big = b.printAndReturn(s1m);

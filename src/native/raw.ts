@@ -93,4 +93,9 @@ export interface RawAddon {
   producer_active(handle: Handle): boolean;
   stats(): RawStats;
   noop(): undefined;
+  /**
+   * The benchmark floor of a first view: a bare external ArrayBuffer of `length` bytes (0 to 1 MiB) and a Uint8Array
+   * over it, with no ownership work. Its bytes are a static scratch shared by every such view: not for data.
+   */
+  noop_view(length: number): Uint8Array;
 }

@@ -16,6 +16,7 @@
 #include <new>
 #include <optional>
 
+#include "args.hpp"
 #include "binding.hpp"
 #include "errors.hpp"
 #include "handle.hpp"
@@ -322,6 +323,28 @@ Napi::Value stats(const Napi::CallbackInfo& info) {
 // noop(): the benchmark floor.
 void noop(const Napi::CallbackInfo&) {}
 
+// noop_view(length): the benchmark floor of a first view — a bare external ArrayBuffer and a Uint8Array over it, with
+// no ownership work at all. Its bytes are a static scratch of this module (zero, process lifetime) that nothing owns
+// or frees; its finalizer does nothing. Not for data: every such view aliases the same scratch.
+constexpr std::uint32_t kFloorBytes = 1u << 20;
+unsigned char g_floor_scratch[kFloorBytes];
+void floor_finalized(napi_env, void*, void*) {}
+
+Napi::Value noop_view(const Napi::CallbackInfo& info) {
+  const napi_env env = info.Env();
+  const std::uint32_t length = read_uint32(env, info[0], "length", kFloorBytes);
+  napi_value buffer;
+#ifdef NAPI_OWNERSHIP_COPY_VIEWS
+  void* data = nullptr;
+  check(env, napi_create_arraybuffer(env, length, &data, &buffer));  // where external buffers are refused
+#else
+  check(env, napi_create_external_arraybuffer(env, g_floor_scratch, length, floor_finalized, nullptr, &buffer));
+#endif
+  napi_value array;
+  check(env, napi_create_typedarray(env, napi_uint8_array, length, buffer, 0, &array));
+  return Napi::Value(env, array);
+}
+
 // Instance-data finalizer, at environment teardown: no JS runs again. Every string still live is freed with the table
 // (cpp_free_string, via ~StringEntry), except bytes that an external ArrayBuffer still shares: those are orphaned
 // (`state` = null) and freed by the last buffer's finalizer, which touches nothing of this state. (On Node every
@@ -381,6 +404,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("string_info", Napi::Function::New<string_info>(env, "string_info"));
   exports.Set("stats", Napi::Function::New<stats>(env, "stats"));
   exports.Set("noop", Napi::Function::New<noop>(env, "noop"));
+  exports.Set("noop_view", Napi::Function::New<noop_view>(env, "noop_view"));
   add_subscription_exports(env, exports);
   add_post_exports(env, exports);
   return exports;

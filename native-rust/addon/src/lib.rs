@@ -51,6 +51,58 @@ impl Export<0> for Noop {
     }
 }
 
+/// `noop_view(length)`: the benchmark floor of a first view — a bare external ArrayBuffer and a
+/// Uint8Array over it, with no ownership work at all. Its bytes are a static scratch of this module
+/// (zero, process lifetime) that nothing owns or frees; its finalizer does nothing. Not for data:
+/// every such view aliases the same scratch.
+struct NoopView;
+
+const FLOOR_BYTES: u32 = 1 << 20;
+
+/// Writable static bytes (JS may write through a floor view, so they cannot be an immutable static).
+struct FloorScratch(std::cell::UnsafeCell<[u8; FLOOR_BYTES as usize]>);
+// SAFETY: only ever handed to JS as external memory; Rust never reads or writes it.
+unsafe impl Sync for FloorScratch {}
+static FLOOR_SCRATCH: FloorScratch = FloorScratch(std::cell::UnsafeCell::new([0; FLOOR_BYTES as usize]));
+
+/// Finalizer of a floor view: nothing is owned.
+unsafe extern "C" fn floor_finalized(_env: sys::napi_env, _data: *mut c_void, _hint: *mut c_void) {}
+
+impl Export<1> for NoopView {
+    const NAME: &'static CStr = c"noop_view";
+
+    fn call(call: &Call<'_, 1>) -> CallResult {
+        let env = call.env;
+        let length = threads::read_integer(env, call.args[0], "length", FLOOR_BYTES)? as usize;
+        let mut buffer = ptr::null_mut();
+        let status = if cfg!(feature = "copy-views") {
+            let mut data = ptr::null_mut();
+            // SAFETY: `data`/`buffer` are locals (where external buffers are refused, the floor is a plain buffer).
+            unsafe { sys::napi_create_arraybuffer(env, length, &mut data, &mut buffer) }
+        } else {
+            // SAFETY: the scratch is static (lives as long as the process) and at least `length` bytes long.
+            unsafe {
+                sys::napi_create_external_arraybuffer(
+                    env,
+                    FLOOR_SCRATCH.0.get().cast(),
+                    length,
+                    Some(floor_finalized),
+                    ptr::null_mut(),
+                    &mut buffer,
+                )
+            }
+        };
+        call::check(env, status, "napi_create_external_arraybuffer")?;
+        let mut array = ptr::null_mut();
+        // SAFETY: `buffer` is a live ArrayBuffer of exactly `length` bytes.
+        let status = unsafe {
+            sys::napi_create_typedarray(env, sys::TypedarrayType::uint8_array, length, buffer, 0, &mut array)
+        };
+        call::check(env, status, "napi_create_typedarray")?;
+        Ok(array)
+    }
+}
+
 /// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes, viewHeld, viewHeldBytes, viewCopies }, handlers: { live, registered,
 /// cancelled, finalized }, posts: { posted, delivered, skipped, pending }, producers: { live, started, stopped,
 /// finalized } }` for this environment.
@@ -144,6 +196,7 @@ pub fn init(exports: Object<'_>, env: Env) -> napi::Result<()> {
         method::<1, ProducerActive>(state),
         method::<0, Stats>(state),
         method::<0, Noop>(state),
+        method::<1, NoopView>(state),
     ];
     // SAFETY: `exports` is the module's exports object; every descriptor's name is a static C
     // string and its data the environment state, which outlives the functions

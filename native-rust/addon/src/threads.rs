@@ -1006,7 +1006,7 @@ impl Export<2> for Post {
 }
 
 /// An integer argument in `[0, max]`: `ERR_INVALID_ARG_TYPE` if not a number, `ERR_OUT_OF_RANGE` otherwise.
-fn read_integer(env: sys::napi_env, value: sys::napi_value, name: &str, max: u32) -> Result<u32, Throw> {
+pub fn read_integer(env: sys::napi_env, value: sys::napi_value, name: &str, max: u32) -> Result<u32, Throw> {
     let mut number = 0f64;
     // SAFETY: `value` is an argument of the current call; `number` is a local.
     let status = unsafe { sys::napi_get_value_double(env, value, &mut number) };
