@@ -65,11 +65,12 @@ export interface RawStats {
 export interface RawAddon {
   /** Copies `input` into a string owned by the addon's core; returns its handle. */
   print_and_return(input: string | Uint8Array): Handle;
-  /** Releases now: true, or false if it was already released. Detaches the view first. */
+  /** Ends the handle now: true, or false if it was already released. Views taken before keep their bytes. */
   free_string(handle: Handle): boolean;
   /** As free_string, counted as `finalized`: the FinalizationRegistry's path. */
   finalize_string(handle: Handle): boolean;
   string_text(handle: Handle): string;
+  /** A zero-copy Uint8Array whose external ArrayBuffer co-owns the bytes (a copy where external buffers are refused). */
   string_view(handle: Handle): Uint8Array;
   string_info(handle: Handle): { address: bigint; byteLength: number };
   /** Boxes `callback` (kept alive by a strong reference while registered) and registers it under `dest`. */

@@ -5,8 +5,8 @@
 //! - the **core** allocates every string copy and is the only code that frees one;
 //! - a **slot** of this environment's handle table owns the core's pointer between
 //!   `print_and_return` and `free_string` / `finalize_string` / environment teardown;
-//! - **JS** owns a handle number, and at most borrows the bytes through a view that is detached
-//!   before they are freed;
+//! - **JS** owns a handle number, and a view's external ArrayBuffer co-owns the bytes
+//!   (`strings::SharedBytes`): they are freed when the handle and every view have let go;
 //! - a **subscription slot** owns seed 000's `UserSpaceWrapper`, and through it the boxed JS callback
 //!   (a strong reference to the function) and the FFIWrapper the environment's dispatcher borrows
 //!   while registered;
