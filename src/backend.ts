@@ -38,6 +38,13 @@ export class Backend {
   #raw: RawAddon | undefined;
   #fallback: Fallback | undefined;
   #handlerFallback: Fallback | undefined;
+  /**
+   * The 'abort' listener of every live subscription that follows a signal, by handle. Removed on every path that ends
+   * the subscription: cancel/dispose/abort (`_cancel`), the fallback (its release callback) and `shutdown()`. Kept
+   * here, not on the Subscription, because the fallback runs after the Subscription is gone. The listener holds the
+   * Subscription only by a WeakRef, so following a signal never keeps it alive.
+   */
+  readonly #followed = new Map<number, { signal: AbortSignal; listener: () => void }>();
 
   /** Use the exported `cpp` and `rust`; `load` returns the raw addon (see ./native/). */
   constructor(name: BackendName, load: () => RawAddon) {
@@ -57,7 +64,10 @@ export class Backend {
 
   /** @internal The FinalizationRegistry fallback for this backend's subscriptions. */
   get _handlerFallback(): Fallback {
-    return (this.#handlerFallback ??= new Fallback((handle) => this.raw.finalize_subscription(handle)));
+    return (this.#handlerFallback ??= new Fallback((handle) => {
+      this.#unfollow(handle); // the Subscription is gone: its signal must not keep a listener for it
+      this.raw.finalize_subscription(handle);
+    }));
   }
 
   /**
@@ -103,8 +113,29 @@ export class Backend {
     if (signal?.aborted) return Subscription._inactive(this, dest);
     const sub = Subscription._create(this, dest, this.raw.handler(dest, callback));
     this._handlerFallback.adopt(sub);
-    if (signal) sub._follow(signal);
+    if (signal) this.#follow(sub, signal);
     return sub;
+  }
+
+  /** Cancels `sub` when `signal` aborts, without the listener keeping `sub` alive. */
+  #follow(sub: Subscription, signal: AbortSignal): void {
+    const handle = sub._handle;
+    const weak = new WeakRef(sub);
+    const listener = (): void => {
+      const live = weak.deref();
+      if (live) live.cancel();
+      else this.#unfollow(handle); // collected, not yet finalized: the fallback cancels it
+    };
+    this.#followed.set(handle, { signal, listener });
+    signal.addEventListener('abort', listener, { once: true });
+  }
+
+  /** Removes the 'abort' listener of subscription `handle`, if it has one. */
+  #unfollow(handle: number): void {
+    const followed = this.#followed.get(handle);
+    if (followed === undefined) return;
+    this.#followed.delete(handle);
+    followed.signal.removeEventListener('abort', followed.listener);
   }
 
   /** Delivers `message` to every callback registered under `dest`, synchronously. Returns how many ran. */
@@ -132,7 +163,7 @@ export class Backend {
     // Without a dest, false means native code already let go (shutdown): the Subscription is done either way.
     if (cancelled || dest === undefined) {
       this._handlerFallback.disown(sub);
-      sub._unfollow();
+      if (this.#followed.size !== 0) this.#unfollow(sub._handle);
     }
     return cancelled;
   }
@@ -166,7 +197,11 @@ export class Backend {
 
   /** Cancels every registration of this backend in this environment; returns how many. The backend stays usable. */
   shutdown(): number {
-    return this.raw.shutdown();
+    const cancelled = this.raw.shutdown();
+    // Every registration is gone: so is every reason to listen to a signal.
+    for (const { signal, listener } of this.#followed.values()) signal.removeEventListener('abort', listener);
+    this.#followed.clear();
+    return cancelled;
   }
 
   /** This environment's ledger of native allocations, read from the addon. */

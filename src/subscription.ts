@@ -9,7 +9,8 @@ import { PENDING, RELEASED } from './fallback.js';
  * opaque pointer to the box. `cancel()`, `using`, an aborted signal or `backend.shutdown()` cancels: the dispatcher
  * lets go, the boxes are rebuilt and dropped, and the function becomes collectable. If the Subscription itself becomes
  * unreachable while active, the backend's FinalizationRegistry cancels it (counted as `finalized`): keep the
- * Subscription as long as you want messages.
+ * Subscription as long as you want messages. With a signal, the backend keeps one 'abort' listener for it (holding it
+ * only weakly) until the registration ends, however it ends.
  */
 export class Subscription implements Disposable {
   /** @internal The addon's subscription handle; -1 for one that never registered (already-aborted signal). */
@@ -20,8 +21,6 @@ export class Subscription implements Disposable {
   readonly _backend: Backend;
   /** The destination it receives messages for. */
   readonly dest: string;
-  #signal: AbortSignal | undefined;
-  #onAbort: (() => void) | undefined;
 
   private constructor(backend: Backend, dest: string, handle: number) {
     this._backend = backend;
@@ -39,21 +38,6 @@ export class Subscription implements Disposable {
     const sub = new Subscription(backend, dest, -1);
     sub._life = RELEASED;
     return sub;
-  }
-
-  /** @internal Cancels when `signal` aborts, without the signal keeping this Subscription alive. */
-  _follow(signal: AbortSignal): void {
-    const self = new WeakRef(this);
-    this.#signal = signal;
-    this.#onAbort = () => void self.deref()?.cancel();
-    signal.addEventListener('abort', this.#onAbort, { once: true });
-  }
-
-  /** @internal Called once the registration is gone, however it went. */
-  _unfollow(): void {
-    if (this.#onAbort) this.#signal!.removeEventListener('abort', this.#onAbort);
-    this.#signal = undefined;
-    this.#onAbort = undefined;
   }
 
   /** Which backend's dispatcher holds the registration. */

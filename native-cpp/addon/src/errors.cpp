@@ -1,5 +1,8 @@
 #include "errors.hpp"
 
+#include <string>
+#include <vector>
+
 namespace napi_ownership::errors {
 
 namespace {
@@ -8,24 +11,39 @@ void check(napi_env env, napi_status status) {
   if (status != napi_ok) throw Napi::Error::New(env);  // picks up the pending exception or the last error
 }
 
+// Defines `properties` on `object` as own data properties (napi_define_properties, never [[Set]]): a setter of the
+// same name on a prototype (Object.prototype.code, Array.prototype[0]) does not run, so defining them runs no JS.
+void define(napi_env env, napi_value object, const napi_property_descriptor* properties, std::size_t count) {
+  check(env, napi_define_properties(env, object, count, properties));
+}
+
+napi_property_descriptor data_property(const char* name, napi_value value, napi_property_attributes attributes) {
+  return {name, nullptr, nullptr, nullptr, nullptr, value, attributes, nullptr};
+}
+
 }  // namespace
 
 void throw_coded(napi_env env, Class cls, const char* code, const std::string& message) {
   napi_value code_value, message_value, error;
   check(env, napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value));
   check(env, napi_create_string_utf8(env, message.data(), message.size(), &message_value));
+  // Without a code: napi_create_*_error would assign it with [[Set]], running a `code` setter on Object.prototype or
+  // Error.prototype (JS, in the middle of whatever export is failing). Defined below instead, as Node's own errors
+  // carry it: an own, writable, enumerable, configurable data property.
   switch (cls) {
     case Class::kTypeError:
-      check(env, napi_create_type_error(env, code_value, message_value, &error));
+      check(env, napi_create_type_error(env, nullptr, message_value, &error));
       break;
     case Class::kRangeError:
-      check(env, napi_create_range_error(env, code_value, message_value, &error));
+      check(env, napi_create_range_error(env, nullptr, message_value, &error));
       break;
     case Class::kError:
     default:
-      check(env, napi_create_error(env, code_value, message_value, &error));
+      check(env, napi_create_error(env, nullptr, message_value, &error));
       break;
   }
+  const napi_property_descriptor code_property = data_property("code", code_value, napi_default_jsproperty);
+  define(env, error, &code_property, 1);
   throw Napi::Error(env, error);
 }
 
@@ -134,20 +152,42 @@ void throw_out_of_range(napi_env env, const char* name, std::uint32_t min, std::
 napi_value callbacks_threw(napi_env env, const napi_value* errors, std::size_t recorded, std::size_t count,
                            const char* dest, std::size_t dest_length, bool unwrap_single) {
   if (unwrap_single && count == 1 && recorded == 1) return errors[0];
-  napi_value global, constructor, list, message, code, aggregate;
-  check(env, napi_get_global(env, &global));
-  check(env, napi_get_named_property(env, global, "AggregateError", &constructor));
-  check(env, napi_create_array_with_length(env, recorded, &list));
-  for (std::size_t i = 0; i < recorded; ++i) {
-    check(env, napi_set_element(env, list, static_cast<std::uint32_t>(i), errors[i]));
+  // 1. Everything the caller lent us (`errors`, `dest`) is read into JS values first, by calls that run no JS: the
+  // list's elements are defined, so an index setter on Array.prototype neither runs nor swallows them.
+  napi_value list, message, code;
+  check(env, napi_create_array_with_length(env, 0, &list));
+  {
+    std::vector<std::string> names;  // utf8name storage for the descriptors below
+    std::vector<napi_property_descriptor> elements;
+    names.reserve(recorded);
+    elements.reserve(recorded);
+    for (std::size_t i = 0; i < recorded; ++i) names.push_back(std::to_string(i));
+    for (std::size_t i = 0; i < recorded; ++i) {
+      elements.push_back(data_property(names[i].c_str(), errors[i], napi_default_jsproperty));
+    }
+    if (recorded != 0) define(env, list, elements.data(), elements.size());
   }
   const std::string text =
       std::to_string(count) + " callbacks threw while delivering to \"" + std::string(dest, dest_length) + "\"";
   check(env, napi_create_string_utf8(env, text.data(), text.size(), &message));
+  check(env, napi_create_string_utf8(env, "ERR_CALLBACKS_THREW", NAPI_AUTO_LENGTH, &code));
+
+  // 2. JS may run from here: a getter for globalThis.AggregateError, a patched constructor or Array iterator. It may
+  // call any export (send, shutdown, handler...); nothing below reads the caller's memory any more.
+  napi_value global, constructor, aggregate;
+  check(env, napi_get_global(env, &global));
+  check(env, napi_get_named_property(env, global, "AggregateError", &constructor));
   const napi_value args[2] = {list, message};
   check(env, napi_new_instance(env, constructor, 2, args, &aggregate));
-  check(env, napi_create_string_utf8(env, "ERR_CALLBACKS_THREW", NAPI_AUTO_LENGTH, &code));
-  check(env, napi_set_named_property(env, aggregate, "code", code));
+
+  // 3. `code` and `errors` defined, not assigned: no setter runs, and `errors` is the list above even if a patched
+  // iterator made the constructor's own copy of it come out different (AggregateError's own attributes: not
+  // enumerable).
+  const napi_property_descriptor properties[2] = {
+      data_property("code", code, napi_default_jsproperty),
+      data_property("errors", list, static_cast<napi_property_attributes>(napi_writable | napi_configurable)),
+  };
+  define(env, aggregate, properties, 2);
   return aggregate;
 }
 

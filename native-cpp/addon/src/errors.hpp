@@ -14,7 +14,8 @@ namespace napi_ownership::errors {
 
 enum class Class { kError, kTypeError, kRangeError };
 
-// Throws `new <cls>(message)` with `code` set (napi_create_*_error sets it as an own property).
+// Throws `new <cls>(message)` with `code` an own data property, defined: no `code` setter on a prototype runs (JS
+// running while an export fails could otherwise call back into the addon), and none can swallow the code.
 [[noreturn]] void throw_coded(napi_env env, Class cls, const char* code, const std::string& message);
 
 // `typeof value`, or "null" for null: the <got> of "Expected <what> for <name> but received <got>".
@@ -57,6 +58,10 @@ std::string describe_received(napi_env env, napi_value value);
 // and `unwrap_single` (false for a process warning when that value is not an Error: emitWarning refuses it), else an AggregateError with code ERR_CALLBACKS_THREW, message '<count> callbacks threw while delivering to "<dest>"'
 // and `errors` the recorded values in delivery order. `count` >= `recorded` (some may not have been recorded:
 // std::bad_alloc). Throws Napi::Error if the AggregateError cannot be built.
+// Reads `errors` and `dest` before the first call that can run JS (the AggregateError lookup and construction: a user's
+// getter or patched builtin may re-enter the addon), so they may point anywhere that stays valid until then; the list
+// and `code` are defined, never assigned (no Array.prototype or `code` setter runs), and `errors` is set to the list
+// after construction, so a patched Array iterator cannot empty it.
 napi_value callbacks_threw(napi_env env, const napi_value* errors, std::size_t recorded, std::size_t count,
                            const char* dest, std::size_t dest_length, bool unwrap_single = true);
 

@@ -59,6 +59,12 @@ napi_value capture_executor(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok || argc < 2) return nullptr;
   PendingPromise* sink = static_cast<AddonState*>(data)->promise_sink;
   if (sink == nullptr) return nullptr;  // not called by new_promise (someone got hold of the executor): nothing to do
+  // A constructor that is not the real Promise (the realm's was patched before the addon loaded) may call its executor
+  // twice: the last call wins, and the references of the earlier one are deleted, not leaked.
+  for (napi_ref* ref : {&sink->resolve, &sink->reject}) {
+    if (*ref != nullptr) (void)napi_delete_reference(env, *ref);
+    *ref = nullptr;
+  }
   if (napi_create_reference(env, argv[0], 1, &sink->resolve) != napi_ok) sink->resolve = nullptr;
   if (napi_create_reference(env, argv[1], 1, &sink->reject) != napi_ok) sink->reject = nullptr;
   return nullptr;
@@ -72,25 +78,35 @@ void drop_promise(napi_env env, PendingPromise& promise) noexcept {
   promise.thrown.clear();
 }
 
+[[noreturn]] void throw_internal(napi_env env, const char* what) {
+  errors::throw_coded(env, errors::Class::kError, "ERR_NATIVE_INTERNAL",
+                      std::string("internal error in the cpp backend: ") + what);
+}
+
 napi_value reference_value(napi_env env, napi_ref ref) {
   napi_value value = nullptr;
   check(env, napi_get_reference_value(env, ref, &value));
-  if (value == nullptr) throw Napi::Error::New(env, "napi-ownership: a promise helper was collected");
+  if (value == nullptr) throw_internal(env, "a promise helper was collected");
   return value;
 }
 
 // A new promise; `out` receives its resolve/reject references (owned by the caller from here: settle or drop them).
+//
+// `new Promise(executor)` runs JS: a promise init hook (async_hooks, v8.promiseHooks) runs before our executor, and
+// may call post() or produce() again. So the sink is a stack: each new_promise puts its own `out` there for the
+// duration of its construction and puts the outer one back, and the executor fills whichever is innermost.
 napi_value new_promise(napi_env env, AddonState& state, PendingPromise& out) {
   const napi_value constructor = reference_value(env, state.promise_constructor);
   const napi_value executor = reference_value(env, state.promise_executor);
   napi_value promise = nullptr;
+  PendingPromise* const outer = state.promise_sink;
   state.promise_sink = &out;
   const napi_status status = napi_new_instance(env, constructor, 1, &executor, &promise);
-  state.promise_sink = nullptr;
+  state.promise_sink = outer;
   if (status != napi_ok || out.resolve == nullptr || out.reject == nullptr) {
     drop_promise(env, out);
     check(env, status);
-    throw Napi::Error::New(env, "napi-ownership: could not keep the promise's resolve/reject");
+    throw_internal(env, "could not keep the promise's resolve/reject");
   }
   return promise;
 }
@@ -100,7 +116,7 @@ napi_value new_promise(napi_env env, AddonState& state, PendingPromise& out) {
 std::uint64_t keep_promise(napi_env env, AddonState& state, PendingPromise& promise, const char* what) {
   const std::uint64_t token = state.next_token++;
   try {
-    state.promises.emplace(token, promise);
+    state.promises.emplace(token, std::move(promise));
   } catch (...) {  // std::bad_alloc
     drop_promise(env, promise);
     errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", std::string("could not allocate ") + what);
@@ -108,18 +124,36 @@ std::uint64_t keep_promise(napi_env env, AddonState& state, PendingPromise& prom
   return token;
 }
 
-// Resolves (ok) or rejects the promise of `token` with `value` and deletes its references. Never throws.
-void settle(napi_env env, AddonState& state, std::uint64_t token, bool ok, napi_value value) noexcept {
+// Takes the promise of `token` out of the map: the caller owns its references from here (conclude or drop them).
+// Taken BEFORE anything that can run JS is done for it (its AggregateError, the producer's warning, settling it: a
+// getter, a patched emitWarning or a promise hook may post, produce or shut down), so no reference into the map is
+// ever held across JS. False if there is none (cannot happen: each token is settled once).
+bool take_promise(AddonState& state, std::uint64_t token, PendingPromise& out) noexcept {
   const auto found = state.promises.find(token);
-  if (found == state.promises.end()) return;
-  PendingPromise promise = std::move(found->second);  // the references are ours now (a move: never allocates)
+  if (found == state.promises.end()) return false;
+  out = std::move(found->second);  // a move: never allocates
   state.promises.erase(found);
+  return true;
+}
+
+// Resolves (ok) or rejects `promise` with `value` (nothing if `value` is null), then deletes its references. Resolving
+// or rejecting can run JS (a promise hook; resolving with a thenable): `promise` is the caller's, not the map's.
+void conclude(napi_env env, PendingPromise& promise, bool ok, napi_value value) noexcept {
   napi_value function = nullptr, receiver = nullptr;
   if (value != nullptr && napi_get_reference_value(env, ok ? promise.resolve : promise.reject, &function) == napi_ok &&
       function != nullptr && napi_get_undefined(env, &receiver) == napi_ok) {
     (void)napi_call_function(env, receiver, function, 1, &value, nullptr);  // resolve/reject do not throw
   }
   drop_promise(env, promise);
+}
+
+// Leaves no exception pending (what a hook or a failed build left): call_js has no JS caller to hand it to.
+void clear_exception(napi_env env) noexcept {
+  bool pending = false;
+  napi_value ignored = nullptr;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    (void)napi_get_and_clear_last_exception(env, &ignored);
+  }
 }
 
 // ---- the event loop: ref'd while a post is pending or a producer has not finished -----------------------------------
@@ -260,32 +294,36 @@ void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
   state.posts.delivered += ran;
 
   if (item.from_producer) {
+    // No JS runs here: the map is only written to (references made), never held across a call.
     if (!thrown.empty() || unrecorded != 0) record_producer_errors(env, state, item.token, thrown, unrecorded);
     return;
   }
+  PendingPromise promise;
+  const bool found = take_promise(state, item.token, promise);  // ours from here, on every path below
   napi_value outcome = nullptr;
-  bool ok = thrown.empty() && unrecorded == 0;
+  const bool ok = thrown.empty() && unrecorded == 0;
   if (ok) {
     (void)napi_create_uint32(env, ran, &outcome);
   } else {
-    const auto found = state.promises.find(item.token);
-    const std::string dest = found != state.promises.end() ? found->second.dest : std::string();
     try {
-      outcome = errors::callbacks_threw(env, thrown.data(), thrown.size(), thrown.size() + unrecorded, dest.data(),
-                                        dest.size());
+      outcome = errors::callbacks_threw(env, thrown.data(), thrown.size(), thrown.size() + unrecorded,
+                                        promise.dest.data(), promise.dest.size());
     } catch (const Napi::Error& e) {
-      outcome = e.Value();  // could not build the AggregateError: reject with what went wrong instead
+      outcome = e.Value();  // could not build the AggregateError (a getter threw, say): reject with that instead
     } catch (...) {
       outcome = thrown.empty() ? nullptr : thrown[0];
     }
+    if (outcome == nullptr && !thrown.empty()) outcome = thrown[0];  // never "success" for callbacks that threw
   }
-  settle(env, state, item.token, ok, outcome);
+  if (found) conclude(env, promise, ok, outcome);
+  clear_exception(env);
   release_loop(env, state);
 }
 
 // process.emitWarning(<what the callbacks of a producer's messages threw>): the error itself if exactly one was thrown,
 // else an AggregateError (errors::callbacks_threw). Leaves no exception pending: one left behind by call_js would be
-// reported by Node as a second warning (DEP0168) at this Node-API version.
+// reported by Node as a second warning (DEP0168) at this Node-API version. JS runs here (the AggregateError lookup, a
+// getter for globalThis.process, emitWarning itself, which may be patched): `done` is the caller's, out of the map.
 void warn_thrown(napi_env env, const PendingPromise& done) noexcept {
   try {
     std::vector<napi_value> values;
@@ -307,22 +345,21 @@ void warn_thrown(napi_env env, const PendingPromise& done) noexcept {
     }
   } catch (...) {  // could not build the error (Napi::Error) or the list (std::bad_alloc): no warning
   }
-  bool pending = false;
-  napi_value ignored = nullptr;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-    (void)napi_get_and_clear_last_exception(env, &ignored);
-  }
+  clear_exception(env);
 }
 
 // The producer's "finished" item, after all of its messages: reports what their callbacks threw, then resolves `done`
 // with the count posted (and drops what it kept).
 void finish(napi_env env, AddonState& state, ProducerRun& run) noexcept {
   state.posts.posted += run.posted;
-  const auto found = state.promises.find(run.token);
-  if (found != state.promises.end() && found->second.thrown_count != 0) warn_thrown(env, found->second);
-  napi_value posted = nullptr;
-  (void)napi_create_uint32(env, run.posted, &posted);
-  settle(env, state, run.token, true, posted);
+  PendingPromise done;
+  if (take_promise(state, run.token, done)) {  // ours from here: the warning below runs JS
+    if (done.thrown_count != 0) warn_thrown(env, done);
+    napi_value posted = nullptr;
+    (void)napi_create_uint32(env, run.posted, &posted);
+    conclude(env, done, true, posted);  // also deletes what it kept of the thrown values
+    clear_exception(env);
+  }
   release_loop(env, state);
 }
 

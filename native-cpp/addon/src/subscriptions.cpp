@@ -75,7 +75,9 @@ void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
 }
 
 // Throws what the callbacks of one send threw: the value itself if exactly one threw, else an AggregateError with code
-// ERR_CALLBACKS_THREW whose `errors` are the thrown values in delivery order.
+// ERR_CALLBACKS_THREW whose `errors` are the thrown values in delivery order. Building it may run JS (a getter for
+// globalThis.AggregateError that sends, registers or shuts down): by then the frame is off the send stack, so no
+// trampoline writes to it, and callbacks_threw has read it before that JS runs.
 void throw_collected(napi_env env, const SendFrame& frame, const Utf8Arg& dest) {
   const napi_value error = errors::callbacks_threw(env, frame.errors.data(), frame.errors.size(),
                                                    frame.errors.size() + frame.unrecorded, dest.c_str(), dest.length());
@@ -123,8 +125,12 @@ Napi::Value handler(const Napi::CallbackInfo& info) {
     SubscriptionEntry entry{std::move(box), std::move(wrapper),
                             DispatcherRegistration(state.dispatcher.get(), std::move(dest_copy), ctx)};
     key = state.subscriptions.insert(std::move(entry));  // the slot owns all three from here
-    // Refused (table full): `entry` still owns them, and cancels and frees them as this scope ends.
-    if (!key) errors::throw_table_full(env, Kind::kSubscription);
+    if (!key) {
+      // Refused (table full): `entry` still owns them. Cancelled and freed here, before the error is made: nothing of
+      // a registration that failed may still be delivered to while anything else runs.
+      { const SubscriptionEntry refused = std::move(entry); }
+      errors::throw_table_full(env, Kind::kSubscription);
+    }
     // The worker may already be inside the trampoline; from here on it queues this handle for the JS thread.
     published->handle.store(handle::encode(state.env_id, handle::kThisBackend, Kind::kSubscription, key->generation,
                                            key->slot),

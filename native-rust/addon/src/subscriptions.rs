@@ -310,9 +310,11 @@ impl Drop for RestoreDelivery {
     }
 }
 
-/// Throws what the callbacks of one send threw (see [`collected_error`]).
+/// Throws what the callbacks of one send threw (see [`collected_error`]). Building the error may run JS (a getter for
+/// `globalThis.AggregateError` that sends, registers or shuts down), so the values are taken out of the delivery
+/// first: no borrow of it is held across that JS.
 fn throw_collected(env: sys::napi_env, delivery: &Delivery, dest: &str) -> Throw {
-    let errors = delivery.errors.borrow();
+    let errors = delivery.errors.take();
     let count = errors.len() + delivery.unrecorded.get();
     let thrown = collected_error(env, &errors, count, dest, true)
         // SAFETY: a value of this call's scope.
@@ -323,10 +325,55 @@ fn throw_collected(env: sys::napi_env, delivery: &Delivery, dest: &str) -> Throw
     }
 }
 
+/// An own data property, defined (`napi_define_properties`), never assigned: a setter of the same name on a prototype
+/// (`Object.prototype.code`, `Array.prototype[0]`) neither runs nor swallows the value.
+fn data_property(
+    name: sys::napi_value,
+    value: sys::napi_value,
+    attributes: sys::napi_property_attributes,
+) -> sys::napi_property_descriptor {
+    sys::napi_property_descriptor {
+        utf8name: ptr::null(),
+        name,
+        method: None,
+        getter: None,
+        setter: None,
+        value,
+        attributes,
+        data: ptr::null_mut(),
+    }
+}
+
+fn create_string(env: sys::napi_env, text: &str) -> Result<sys::napi_value, Throw> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `text` outlives the call that copies it; `value` is a local.
+    let status =
+        unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut value) };
+    check(env, status, "napi_create_string_utf8")?;
+    Ok(value)
+}
+
+fn define(
+    env: sys::napi_env,
+    object: sys::napi_value,
+    properties: &[sys::napi_property_descriptor],
+) -> Result<(), Throw> {
+    if properties.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: `object` and every descriptor's name and value are values of the current scope.
+    let status = unsafe { sys::napi_define_properties(env, object, properties.len(), properties.as_ptr()) };
+    check(env, status, "napi_define_properties")
+}
+
 /// What callbacks threw while delivering to `dest`, as one value: the thrown value itself if exactly one threw,
 /// else an `AggregateError` with code `ERR_CALLBACKS_THREW` and message `<count> callbacks threw while delivering to
 /// "<dest>"`, whose `errors` are the recorded values in delivery order (`count` may exceed them: values that could
 /// not be recorded are still counted).
+///
+/// `errors` and `dest` are read before the first call that can run JS (the `AggregateError` lookup and
+/// construction); the list's elements, `code` and `errors` are defined, so no setter runs, and `errors` is the list
+/// even if a patched Array iterator made the constructor's own copy come out different.
 pub fn collected_error(
     env: sys::napi_env,
     errors: &[sys::napi_value],
@@ -337,9 +384,33 @@ pub fn collected_error(
     if unwrap_single && count == 1 && errors.len() == 1 {
         return Ok(errors[0]);
     }
+    let all = sys::PropertyAttributes::writable
+        | sys::PropertyAttributes::enumerable
+        | sys::PropertyAttributes::configurable;
+    // 1. No JS runs in this part.
+    let mut array = ptr::null_mut();
+    // SAFETY: `array` is a local.
+    check(env, unsafe { sys::napi_create_array_with_length(env, 0, &mut array) }, "napi_create_array")?;
+    let mut elements = Vec::new();
+    if elements.try_reserve_exact(errors.len()).is_err() {
+        return Err(Throw::range_error(
+            "ERR_NATIVE_ALLOC",
+            "could not allocate the list of thrown values".to_owned(),
+        ));
+    }
+    for (index, error) in errors.iter().enumerate() {
+        elements.push(data_property(create_string(env, &index.to_string())?, *error, all));
+    }
+    define(env, array, &elements)?;
+    let message = create_string(env, &format!("{count} callbacks threw while delivering to \"{dest}\""))?;
+    let code = create_string(env, "ERR_CALLBACKS_THREW")?;
+    let (code_name, errors_name) = (create_string(env, "code")?, create_string(env, "errors")?);
+
+    // 2. JS may run from here (a getter, a patched constructor or iterator), and may call any export: nothing below
+    // reads `errors` or `dest`.
     let mut global = ptr::null_mut();
     let mut constructor = ptr::null_mut();
-    let mut array = ptr::null_mut();
+    let mut aggregate = ptr::null_mut();
     // SAFETY: plain Node-API calls on this environment with locals as out-parameters.
     unsafe {
         check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
@@ -348,40 +419,20 @@ pub fn collected_error(
             sys::napi_get_named_property(env, global, c"AggregateError".as_ptr(), &mut constructor),
             "napi_get_named_property",
         )?;
-        check(env, sys::napi_create_array_with_length(env, errors.len(), &mut array), "napi_create_array")?;
-        for (index, error) in errors.iter().enumerate() {
-            check(env, sys::napi_set_element(env, array, index as u32, *error), "napi_set_element")?;
-        }
-    }
-    let text = format!("{count} callbacks threw while delivering to \"{dest}\"");
-    let mut message = ptr::null_mut();
-    let mut code = ptr::null_mut();
-    let mut aggregate = ptr::null_mut();
-    // SAFETY: as above; `text` outlives the call that copies it.
-    unsafe {
-        check(
-            env,
-            sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut message),
-            "napi_create_string_utf8",
-        )?;
         let args = [array, message];
         check(
             env,
             sys::napi_new_instance(env, constructor, 2, args.as_ptr(), &mut aggregate),
             "napi_new_instance",
         )?;
-        let name = c"ERR_CALLBACKS_THREW";
-        check(
-            env,
-            sys::napi_create_string_utf8(env, name.as_ptr(), name.count_bytes() as isize, &mut code),
-            "napi_create_string_utf8",
-        )?;
-        check(
-            env,
-            sys::napi_set_named_property(env, aggregate, c"code".as_ptr(), code),
-            "napi_set_named_property",
-        )?;
     }
+    // 3. Defined, as AggregateError's own `errors` is (not enumerable) and as Node's own errors carry `code`.
+    let not_enumerable = sys::PropertyAttributes::writable | sys::PropertyAttributes::configurable;
+    define(
+        env,
+        aggregate,
+        &[data_property(code_name, code, all), data_property(errors_name, array, not_enumerable)],
+    )?;
     Ok(aggregate)
 }
 

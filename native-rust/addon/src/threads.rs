@@ -439,8 +439,18 @@ struct PendingPromise {
 }
 
 thread_local! {
-    /// `(resolve, reject)` of the promise being constructed on this thread, left by `capture_executor`.
+    /// `(resolve, reject)` of the promise being constructed on this thread, left by `capture_executor`. Used as a
+    /// stack: `PendingPromise::create` sets aside what an outer construction left here and puts it back (a promise
+    /// init hook runs JS inside `new Promise`, and that JS may post again).
     static CAPTURED: Cell<Option<(sys::napi_ref, sys::napi_ref)>> = const { Cell::new(None) };
+}
+
+/// Deletes a pair of references that nobody will own.
+fn delete_pair(env: sys::napi_env, pair: Option<(sys::napi_ref, sys::napi_ref)>) {
+    for reference in pair.into_iter().flat_map(|(resolve, reject)| [resolve, reject]) {
+        // SAFETY: made by `capture_executor` on this environment's thread, owned by nobody else; deleted once.
+        let _ = unsafe { sys::napi_delete_reference(env, reference) };
+    }
 }
 
 /// The executor of `new Promise(executor)`: keeps strong references to its `resolve` and `reject` in [`CAPTURED`].
@@ -468,7 +478,9 @@ unsafe extern "C" fn capture_executor(env: sys::napi_env, info: sys::napi_callba
             return ptr::null_mut();
         }
     }
-    CAPTURED.set(Some((resolve, reject)));
+    // A constructor that is not the real Promise (a patched global at the first post) may call its executor twice:
+    // the last call wins, and the earlier references are deleted, not leaked.
+    delete_pair(env, CAPTURED.replace(Some((resolve, reject))));
     ptr::null_mut()
 }
 
@@ -529,34 +541,66 @@ impl Drop for PromiseKit {
     }
 }
 
-impl PendingPromise {
-    /// `new Promise(executor)`: the promise, and what settles it.
-    fn create(env: sys::napi_env, kit: &PromiseKit) -> Result<(PendingPromise, sys::napi_value), Throw> {
-        let (mut constructor, mut executor, mut promise) =
-            (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-        CAPTURED.set(None);
-        // SAFETY: the kit's live strong references; the constructor is the original Promise, which calls only our
-        // executor, synchronously.
+impl PromiseKit {
+    /// The constructor and the executor, as values of the current scope.
+    fn values(&self) -> Result<(sys::napi_value, sys::napi_value), Throw> {
+        let (mut constructor, mut executor) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: the kit's live strong references; locals as out-parameters.
         unsafe {
             check(
-                env,
-                sys::napi_get_reference_value(env, kit.constructor, &mut constructor),
+                self.env,
+                sys::napi_get_reference_value(self.env, self.constructor, &mut constructor),
                 "napi_get_reference_value",
             )?;
             check(
-                env,
-                sys::napi_get_reference_value(env, kit.executor, &mut executor),
+                self.env,
+                sys::napi_get_reference_value(self.env, self.executor, &mut executor),
                 "napi_get_reference_value",
             )?;
-            check(
-                env,
-                sys::napi_new_instance(env, constructor, 1, &executor, &mut promise),
-                "napi_new_instance",
-            )?;
+        }
+        Ok((constructor, executor))
+    }
+}
+
+/// A new promise of this environment and what settles it. Holds no borrow of the state while JS can run: making the
+/// kit on the first use looks `Promise` up on `globalThis` (a getter may run), and `new Promise` runs any promise init
+/// hook (async_hooks, v8.promiseHooks); that JS may call any export, post and produce included.
+fn new_promise(env: sys::napi_env, cell: &EnvCell) -> Result<(PendingPromise, sys::napi_value), Throw> {
+    let reentrant = || Throw::internal("reentrant call into the rust backend");
+    let kit =
+        cell.try_borrow().map_err(|_| reentrant())?.posts.kit.as_ref().map(PromiseKit::values).transpose()?;
+    let (constructor, executor) = match kit {
+        Some(values) => values,
+        None => {
+            let kit = PromiseKit::new(env)?; // JS may run: no borrow held
+            let values = kit.values()?;
+            // The JS above may have made one too (a getter that posts): the first one stays, this one is dropped.
+            cell.try_borrow_mut().map_err(|_| reentrant())?.posts.kit.get_or_insert(kit);
+            values
+        }
+    };
+    PendingPromise::create(env, constructor, executor)
+}
+
+impl PendingPromise {
+    /// `new Promise(executor)` with the kit's values: the promise, and what settles it.
+    fn create(
+        env: sys::napi_env,
+        constructor: sys::napi_value,
+        executor: sys::napi_value,
+    ) -> Result<(PendingPromise, sys::napi_value), Throw> {
+        let mut promise = ptr::null_mut();
+        let outer = CAPTURED.take(); // an outer construction's (see CAPTURED); put back below, on every path
+        // SAFETY: values of the current scope. Runs JS: promise hooks, or a patched constructor (see `new_promise`).
+        let status = unsafe { sys::napi_new_instance(env, constructor, 1, &executor, &mut promise) };
+        let captured = CAPTURED.replace(outer);
+        if let Err(thrown) = check(env, status, "napi_new_instance") {
+            delete_pair(env, captured);
+            return Err(thrown);
         }
         // Ownership of the two references moves from the executor's hand-off to the PendingPromise.
         let (resolve, reject) =
-            CAPTURED.take().ok_or_else(|| Throw::internal("the Promise executor was not called"))?;
+            captured.ok_or_else(|| Throw::internal("the Promise executor was not called"))?;
         Ok((PendingPromise { env, resolve, reject }, promise))
     }
 
@@ -569,8 +613,8 @@ impl PendingPromise {
         let env = self.env;
         let (mut function_value, mut undefined, mut result) =
             (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-        // SAFETY: our live strong reference; resolving or rejecting runs no JS synchronously (reactions are
-        // queued as microtasks).
+        // SAFETY: our live strong reference. Resolving or rejecting can run JS (a promise hook; resolving with a
+        // thenable): `self` was moved out of the state, and the caller holds no borrow of it.
         unsafe {
             if sys::napi_get_reference_value(env, function, &mut function_value) == sys::Status::napi_ok
                 && sys::napi_get_undefined(env, &mut undefined) == sys::Status::napi_ok
@@ -675,14 +719,6 @@ pub struct Posts {
 impl Posts {
     pub fn new() -> Self {
         Posts { ledger: PostLedger::default(), kit: None, waiters: Slab::default(), keepalive: 0 }
-    }
-
-    /// A new promise and what settles it.
-    fn promise(&mut self, env: sys::napi_env) -> Result<(PendingPromise, sys::napi_value), Throw> {
-        if self.kit.is_none() {
-            self.kit = Some(PromiseKit::new(env)?);
-        }
-        PendingPromise::create(env, self.kit.as_ref().expect("made above"))
     }
 
     /// One more reason to keep the event loop alive.
@@ -895,8 +931,11 @@ fn finish_producer_if_complete(
         let values = producer.thrown.values();
         // process.emitWarning takes an Error (or a string): a lone value of any other kind goes into an AggregateError.
         let single_is_error = values.len() == 1 && is_error(env, values[0]);
-        if let Ok(error) = collected_error(env, &values, producer.thrown.count, &producer.dest, single_is_error) {
-            emit_warning(env, error);
+        match collected_error(env, &values, producer.thrown.count, &producer.dest, single_is_error) {
+            Ok(error) => emit_warning(env, error),
+            // Could not build it (a getter for AggregateError threw): no warning, and nothing left pending, or the
+            // resolve call below could not run and `done` would never settle.
+            Err(_) => drop(take_exception(env)),
         }
     }
     producer.promise.settle(Ok(posted));
@@ -920,13 +959,30 @@ fn settle_post(
     match collected_error(env, &values, thrown.count, dest, true) {
         Ok(error) => promise.settle(Err(error)),
         Err(failure) => {
-            // Could not even build the error: still settle (a promise that never settles keeps its awaiter forever).
-            let ran = create_double(env, f64::from(ran))?;
-            promise.settle(Ok(ran));
+            // Could not build the AggregateError (a getter for it threw, say). Still settle, and never as a success:
+            // reject with what went wrong (taken, so the reject call can run), else with the first value thrown.
+            let reason = take_exception(env).or_else(|| values.first().copied());
+            match reason {
+                Some(reason) => promise.settle(Err(reason)),
+                None => promise.settle(Ok(create_double(env, f64::from(ran))?)),
+            }
             return Err(failure);
         }
     }
     Ok(())
+}
+
+/// The pending exception, cleared; `None` if there is none.
+fn take_exception(env: sys::napi_env) -> Option<sys::napi_value> {
+    let mut pending = false;
+    let mut error = ptr::null_mut();
+    // SAFETY: plain queries of this environment with locals as out-parameters.
+    unsafe {
+        if sys::napi_is_exception_pending(env, &mut pending) != sys::Status::napi_ok || !pending {
+            return None;
+        }
+        (sys::napi_get_and_clear_last_exception(env, &mut error) == sys::Status::napi_ok).then_some(error)
+    }
 }
 
 /// `process.emitWarning(error)`.
@@ -978,10 +1034,11 @@ impl Export<2> for Post {
         let mut message_arg = Utf8Arg::new();
         let message = read_message(env, call.args[1], &mut message_arg)?;
         let cell = call.state;
-        let mut state = borrow_state(call)?;
         // The promise and its waiter first (the waiter's id travels with the post). If the post is refused, removing
-        // the waiter drops the promise's references: nobody waits.
-        let (promise, value) = state.posts.promise(env)?;
+        // the waiter drops the promise's references: nobody waits. The promise is made before the state is borrowed:
+        // making it can run JS.
+        let (promise, value) = new_promise(env, cell)?;
+        let mut state = borrow_state(call)?;
         // Node-API wrote UTF-8; kept for the message of an AggregateError.
         let dest_text: Box<str> = String::from_utf8_lossy(dest.to_bytes()).into();
         let id = state.posts.waiters.insert(Waiter::Post { promise, dest: dest_text })?;
@@ -1041,6 +1098,9 @@ impl Export<3> for Produce {
         let interval_ms = read_integer(env, call.args[2], "intervalMs", 60_000)?;
         let dest = dest_arg.as_str()?;
         let cell = call.state;
+        // Before the state is borrowed and the slot is chosen: making the promise can run JS (see `new_promise`), which
+        // may start producers of its own; from the borrow on, nothing runs JS until the handle is made.
+        let (promise, done) = new_promise(env, cell)?;
         let mut state = borrow_state(call)?;
         let (slot, generation) = state.producers.next_key().ok_or_else(|| {
             Throw::range_error(
@@ -1049,7 +1109,6 @@ impl Export<3> for Produce {
                     .to_owned(),
             )
         })?;
-        let (promise, done) = state.posts.promise(env)?;
         let waiter =
             ProducerWaiter { promise, dest: dest.into(), posted: None, told: 0, thrown: Thrown::new(env) };
         let id = state.posts.waiters.insert(Waiter::Producer(waiter))?;
