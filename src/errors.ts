@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'ERR_FOREIGN_ENV'
   | 'ERR_NATIVE_ADDON_LOAD'
   | 'ERR_NATIVE_INTERNAL'
+  | 'ERR_OUT_OF_RANGE'
   | 'ERR_CALLBACKS_THREW';
 
 /** An Error (or TypeError/RangeError) with a `code`: what every napi-ownership error looks like. */
@@ -28,7 +29,8 @@ export function codedError<C extends ErrorClass>(
   options?: ErrorOptions,
 ): CodedError<InstanceType<C>> {
   const err = new Kind(message, options) as CodedError<InstanceType<C>>;
-  err.code = code;
+  // Defined, not assigned: a setter named `code` on Object.prototype or Error.prototype must not run (nor swallow it).
+  Object.defineProperty(err, 'code', { value: code, writable: true, enumerable: true, configurable: true });
   return err;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -16,9 +17,22 @@
 
 namespace napi_ownership {
 
-// A failed napi_* call becomes a Napi::Error (the pending JS exception, or one describing the failure).
+// A failed napi_* call becomes a Napi::Error: the pending JS exception if it failed because of one, else an Error with
+// code ERR_NATIVE_INTERNAL naming the Node-API status (what the Rust backend throws for the same failure).
+[[noreturn]] inline void failed(napi_env env, napi_status status) {
+  const napi_extended_error_info* info = nullptr;
+  std::string what = "Node-API status " + std::to_string(static_cast<int>(status));
+  // Read first: the next Node-API call resets the last error.
+  if (napi_get_last_error_info(env, &info) == napi_ok && info != nullptr && info->error_message != nullptr) {
+    what = std::string(info->error_message) + " (" + what + ")";
+  }
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) throw Napi::Error::New(env);  // takes it over
+  errors::throw_coded(env, errors::Class::kError, "ERR_NATIVE_INTERNAL", "internal error in the cpp backend: " + what);
+}
+
 inline void check(napi_env env, napi_status status) {
-  if (status != napi_ok) throw Napi::Error::New(env);
+  if (status != napi_ok) failed(env, status);
 }
 
 inline AddonState& state_of(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<AddonState>(); }

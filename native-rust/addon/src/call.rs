@@ -15,7 +15,7 @@ use std::ffi::{CStr, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
-use napi::{Env, sys};
+use napi::sys;
 
 use crate::state::EnvCell;
 
@@ -67,16 +67,45 @@ impl Throw {
         Throw::error(ERR_NATIVE_INTERNAL, format!("internal error in the rust backend: {what}"))
     }
 
-    /// Throws into `env`. napi-rs's `Env::throw_*_error(msg, Some(code))` sets the `code` property.
-    fn throw_into(self, env: Env) {
+    /// Throws into `env`: a new error of the class with its message, then `code` *defined* on it
+    /// (`napi_define_properties`). Not napi-rs's `throw_*_error(msg, Some(code))`, nor a code given to
+    /// `napi_create_*_error`: both assign `code` with [[Set]], so a setter named `code` on
+    /// `Object.prototype` or `Error.prototype` would run JS here (and could swallow the code).
+    fn throw_into(self, env: sys::napi_env) {
         let Throw::New { class, code, message } = self else { return };
-        let thrown = match class {
-            ErrorClass::Error => env.throw_error(&message, Some(code)),
-            ErrorClass::TypeError => env.throw_type_error(&message, Some(code)),
-            ErrorClass::RangeError => env.throw_range_error(&message, Some(code)),
-        };
-        // Only fails if the environment is going away: nothing left to tell.
-        let _ = thrown;
+        let _ = (|| -> Option<()> {
+            let ok = |status: sys::napi_status| (status == sys::Status::napi_ok).then_some(());
+            let (mut text, mut code_value, mut error) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+            // SAFETY: `env` is the live environment of the failing call; the out-params are locals and
+            // `message`/`code` are valid for their lengths.
+            unsafe {
+                ok(sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text))?;
+                ok(sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut code_value))?;
+                ok(match class {
+                    ErrorClass::Error => sys::napi_create_error(env, ptr::null_mut(), text, &mut error),
+                    ErrorClass::TypeError => sys::napi_create_type_error(env, ptr::null_mut(), text, &mut error),
+                    ErrorClass::RangeError => sys::napi_create_range_error(env, ptr::null_mut(), text, &mut error),
+                })?;
+            }
+            let property = sys::napi_property_descriptor {
+                utf8name: c"code".as_ptr(),
+                name: ptr::null_mut(),
+                method: None,
+                getter: None,
+                setter: None,
+                value: code_value,
+                attributes: sys::PropertyAttributes::writable
+                    | sys::PropertyAttributes::enumerable
+                    | sys::PropertyAttributes::configurable,
+                data: ptr::null_mut(),
+            };
+            // SAFETY: `error` was just created; the descriptor's name is static and its value live.
+            unsafe {
+                ok(sys::napi_define_properties(env, error, 1, &property))?;
+                ok(sys::napi_throw(env, error))
+            }
+        })();
+        // A failure here only happens while the environment is going away: nothing left to tell.
     }
 }
 
@@ -160,7 +189,7 @@ pub unsafe extern "C" fn trampoline<const N: usize, E: Export<N>>(
         }
     };
     // Throwing allocates and formats; keep even that from unwinding into Node.
-    let _ = catch_unwind(AssertUnwindSafe(|| thrown.throw_into(Env::from_raw(env))));
+    let _ = catch_unwind(AssertUnwindSafe(|| thrown.throw_into(env)));
     ptr::null_mut()
 }
 
