@@ -3,13 +3,13 @@
  * one allocation per iteration stands out in valgrind's totals. Each runs in its own process (./scenario-main.ts)
  * against one backend, checks its own ledger, and collects garbage before exit so that nothing of node's own shows.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, open, openSync, readSync, rmSync, write } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { deflate, inflateSync } from 'node:zlib';
@@ -731,6 +731,33 @@ export const scenarios: Scenario[] = [
         });
         await worker.terminate();
       }
+    },
+  },
+  {
+    name: 'foreign-env-dead-worker',
+    covers: 'Risk: a dead worker’s handles accepted by a later environment (its env id reused after the .node was unloaded and loaded again): string_text, free_string and cancel must throw ERR_FOREIGN_ENV',
+    async run(b) {
+      // This process has loaded `b` already (scenario-main reads its ledger first), so the addon would stay loaded:
+      // the check runs in a child process that loads it only after the worker is gone. Valgrind traces it too.
+      const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(workerEntry()), 'foreign-env-dead-worker', b.name], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+        child.once('close', (c, s) => resolve([c, s]));
+        child.once('error', reject);
+      });
+      const line = stdout.trim().split('\n').pop() ?? '';
+      const result = line.startsWith('{') ? (JSON.parse(line) as { refused: number; accepted: string[]; unloaded: boolean }) : undefined;
+      if (!result) throw new Error(`the dead-worker check exited with ${signal ?? code} before it reported: ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      if (result.accepted.length) {
+        throw new Error(`a dead worker's handles were not refused with ERR_FOREIGN_ENV by the main thread (addon ${result.unloaded ? 'unloaded and loaded again' : 'never unloaded'}): ${result.accepted.slice(0, 3).join('; ')}${result.accepted.length > 3 ? `; and ${result.accepted.length - 3} more` : ''}`);
+      }
+      expectEqual('handles refused with ERR_FOREIGN_ENV', result.refused, 9);
+      expectEqual('exit code of the dead-worker check', code, 0);
     },
   },
   {
