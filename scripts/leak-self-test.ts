@@ -115,10 +115,11 @@ const mutants: Mutant[] = [
   },
   {
     id: 5,
-    bug: 'a view not detached on free (use after free)',
+    bug: 'a view that holds no share (release frees the bytes while views live)',
     backend: 'cpp',
-    scenario: 'views-held-past-free',
-    build: () => cppMutant('view_not_detached'),
+    // fs.write takes the pointer, the threadpool writes after free(): memcheck sees the write read a block we freed.
+    scenario: 'views-to-fs-write',
+    build: () => cppMutant('view_holds_no_share'),
     verdicts: ['errors'],
     evidence: /cpp_free_string/,
   },
@@ -130,6 +131,15 @@ const mutants: Mutant[] = [
     build: fallbackMutant,
     verdicts: ['ledger'],
     evidence: /ledger not back to baseline/,
+  },
+  {
+    id: 7,
+    bug: 'a Rust view that holds no share (release frees the bytes while views live)',
+    backend: 'rust',
+    scenario: 'views-to-fs-write',
+    build: () => rustMutant('view-holds-no-share'),
+    verdicts: ['errors'],
+    evidence: /napi_ownership_core::free_string/, // the core's free_string (in debug builds its closure frame)
   },
 ];
 

@@ -46,6 +46,18 @@ const valgrindWarning = `==100== Warning: set address range perms: large range [
 ==100==    by 0x6A2A0F1: napi_ownership::(anonymous namespace)::string_view(Napi::CallbackInfo const&) (/work/main/native-cpp/addon/src/addon.cpp:240)
 ==100== `;
 
+// What a node run prints before its first error on another thread: a note and a thread label, no blank line between.
+const warningThenSyscallError = `==100== Warning: set address range perms: large range [0xbc75000, 0x2bcb4000) (noaccess)
+==100== Thread 11:
+==100== Syscall param pwrite64(buf) points to unaddressable byte(s)
+==100==    at 0x63004C7: __libc_pwrite64 (pwrite64.c:25)
+==100==    by 0x18B05EF: uv__fs_write (fs.c:1197)
+==100==    by 0x18A7B3F: worker (threadpool.c:122)
+==100==  Address 0x6e55580 is 0 bytes inside a block of size 32,769 free'd
+==100==    at 0x5ECE75B: operator delete[](void*) (in /usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so)
+==100==    by 0x2E08FC74: napi_ownership::(anonymous namespace)::release_string(Napi::CallbackInfo const&, bool) (in /work/main/build/Release/napi_ownership_cpp.node)
+==100== `;
+
 describe('memcheck log reading', () => {
   test('a loss record with a frame of ours counts; node’s does not', () => {
     const r = parseMemcheck([[header, ourLeak, nodeLeak, summary(476_591, 463_226)].join('\n')]);
@@ -75,6 +87,12 @@ describe('memcheck log reading', () => {
     expect(r.pids).toBe(2);
     expect(r.allocs).toBe(200);
     expect(r.allFreed).toBe(true);
+  });
+
+  test('an error printed right under a valgrind note and a thread label still counts', () => {
+    const r = parseMemcheck([[header, warningThenSyscallError, summary(10, 10)].join('\n')]);
+    expect(r.errors.map((e) => e.what)).toEqual(['Syscall param pwrite64(buf) points to unaddressable byte(s)']);
+    expect(r.ourErrors).toBe(1);
   });
 
   test('attribution by object, source path and symbol', () => {

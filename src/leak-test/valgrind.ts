@@ -85,8 +85,17 @@ export function parseMemcheck(logs: string[]): MemcheckReport {
     if (!log.includes('All heap blocks were freed -- no leaks are possible')) report.allFreed = false;
 
     let block: string[] = [];
+    // A block can hold more than one report: valgrind prints a note ("Warning: set address range perms…", node's V8
+    // reserving its cage) or a "Thread 11:" label straight above the next error, with no blank line between. Each
+    // report starts at an unindented line (its stacks, "Address …" and "Block was alloc'd at" are indented).
     const flush = () => {
-      if (block.length) classify(block, report);
+      let start = 0;
+      for (let i = 1; i <= block.length; i++) {
+        if (i === block.length || !/^\s/.test(block[i]!)) {
+          classify(block.slice(start, i), report);
+          start = i;
+        }
+      }
       block = [];
     };
     for (const line of lines) {
