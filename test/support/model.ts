@@ -694,8 +694,9 @@ function chooseDest(m: Readonly<Model>, to: DestChoice): string {
   return listened.length === 0 ? to.dest : listened[to.pick % listened.length]!;
 }
 
-class Send implements Cmd {
-  private dest: string;
+/** A command that sends `text` to a destination chosen when fast-check checks it (one with listeners, if asked). */
+abstract class ToDest implements Cmd {
+  protected dest: string;
   constructor(
     readonly to: DestChoice,
     readonly text: string,
@@ -706,6 +707,10 @@ class Send implements Cmd {
     this.dest = chooseDest(m, this.to);
     return true;
   }
+  abstract run(m: Model, r: Real): Promise<void>;
+}
+
+class Send extends ToDest {
   async run(m: Model, r: Real): Promise<void> {
     const message = `s${m.nextMessage++}:${this.text}`;
     settle(m, r); // synchronous from here: no fallback can release anything before send returns
@@ -731,18 +736,7 @@ class Send implements Cmd {
   }
 }
 
-class Post implements Cmd {
-  private dest: string;
-  constructor(
-    readonly to: DestChoice,
-    readonly text: string,
-  ) {
-    this.dest = to.dest;
-  }
-  check(m: Readonly<Model>): boolean {
-    this.dest = chooseDest(m, this.to);
-    return true;
-  }
+class Post extends ToDest {
   async run(m: Model, r: Real): Promise<void> {
     const message = `p${m.nextMessage++}:${this.text}`;
     const received = viaUtf8(message);
