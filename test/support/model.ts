@@ -731,7 +731,7 @@ class Send extends ToDest {
     note(`send: ${Math.min(ran, 2)}${ran >= 2 ? '+' : ''} callbacks`);
     verify(m, r);
   }
-  toString(): string {
+  override toString(): string {
     return `send(${JSON.stringify(this.dest)}, ${show(this.text)})`;
   }
 }
@@ -762,7 +762,7 @@ class Post extends ToDest {
     if (maybe.length > 0) note(alsoRan > 0 ? 'post: a dropped subscription still ran' : 'post: a dropped subscription was released');
     verify(m, r);
   }
-  toString(): string {
+  override toString(): string {
     return `await post(${JSON.stringify(this.dest)}, ${show(this.text)})`;
   }
 }
