@@ -100,6 +100,7 @@ void view_finalized(napi_env env, void* /*data*/, void* hint) {
   }
   free_shared(shared);  // the handle was released and this was the last view: the bytes go now
 }
+
 // Reads the bytes of a Uint8Array (a Buffer is one) in place: the pointer stays valid for this call.
 const char* uint8array_bytes(napi_env env, napi_value input, std::size_t* length) {
   bool is_typedarray = false;
