@@ -98,7 +98,7 @@ describe.each(backends)('$name: views co-own their bytes', (backend) => {
   test('a view whose Uint8Array was dropped but whose buffer JS kept still shares the bytes', async () => {
     const s = backend.printAndReturn('buffer only');
     const buffer = (() => s.view().buffer)();
-    await gcUntil('the Uint8Array collected', () => true, 3);
+    await gcUntil('one round of collection (the Uint8Array may go)', () => true, 3);
     const again = s.view();
     if (!copyViews) expect(again.buffer).toBe(buffer);
     s.free();

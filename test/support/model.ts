@@ -694,13 +694,10 @@ function chooseDest(m: Readonly<Model>, to: DestChoice): string {
   return listened.length === 0 ? to.dest : listened[to.pick % listened.length]!;
 }
 
-/** A command that sends `text` to a destination chosen when fast-check checks it (one with listeners, if asked). */
+/** A command aimed at a destination chosen when fast-check checks it (one with listeners, if asked). */
 abstract class ToDest implements Cmd {
   protected dest: string;
-  constructor(
-    readonly to: DestChoice,
-    readonly text: string,
-  ) {
+  constructor(readonly to: DestChoice) {
     this.dest = to.dest;
   }
   check(m: Readonly<Model>): boolean {
@@ -711,6 +708,12 @@ abstract class ToDest implements Cmd {
 }
 
 class Send extends ToDest {
+  constructor(
+    to: DestChoice,
+    readonly text: string,
+  ) {
+    super(to);
+  }
   async run(m: Model, r: Real): Promise<void> {
     const message = `s${m.nextMessage++}:${this.text}`;
     settle(m, r); // synchronous from here: no fallback can release anything before send returns
@@ -737,6 +740,12 @@ class Send extends ToDest {
 }
 
 class Post extends ToDest {
+  constructor(
+    to: DestChoice,
+    readonly text: string,
+  ) {
+    super(to);
+  }
   async run(m: Model, r: Real): Promise<void> {
     const message = `p${m.nextMessage++}:${this.text}`;
     const received = viaUtf8(message);
@@ -847,20 +856,15 @@ class DropSub extends OnOne {
   }
 }
 
-class Produce implements Cmd {
+class Produce extends ToDest {
   private id = -1;
-  private dest: string;
   constructor(
-    readonly to: DestChoice,
+    to: DestChoice,
     readonly count: number,
   ) {
-    this.dest = to.dest;
+    super(to);
   }
-  check(m: Readonly<Model>): boolean {
-    this.dest = chooseDest(m, this.to);
-    return true;
-  }
-  async run(m: Model, r: Real): Promise<void> {
+  override async run(m: Model, r: Real): Promise<void> {
     settle(m, r);
     this.id = m.producers.length;
     const producer = r.backend.produce(this.dest, { count: this.count, intervalMs: 0 });
@@ -875,7 +879,7 @@ class Produce implements Cmd {
     same(producer.dest, this.dest, 'producer.dest');
     verify(m, r);
   }
-  toString(): string {
+  override toString(): string {
     return `p${this.id} = produce(${JSON.stringify(this.dest)}, { count: ${this.count}, intervalMs: 0 })`;
   }
 }
