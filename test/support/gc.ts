@@ -3,10 +3,13 @@
  * and Node-API finalizers can run, check, and give up after a bounded number of rounds. Never a sleep.
  */
 declare const gc: (() => void) | undefined;
+declare const Bun: { gc(force: boolean): void } | undefined;
 
+/** A full collection: node's and Deno's `gc()` (--expose-gc, --v8-flags=--expose-gc), or Bun's synchronous `Bun.gc(true)`. */
 export function collect(): void {
-  if (typeof gc !== 'function') throw new Error('gc() is not exposed: run node with --expose-gc');
-  gc();
+  if (typeof gc === 'function') return gc();
+  if (typeof Bun === 'object') return Bun.gc(true);
+  throw new Error('gc() is not exposed: run node with --expose-gc (deno: --v8-flags=--expose-gc)');
 }
 
 export async function gcUntil(what: string, done: () => boolean, rounds = 100): Promise<void> {
