@@ -24,6 +24,12 @@ export interface StringLedger {
   viewHeldBytes: number;
   /** view() calls that returned a copy: the runtime refuses external buffers, or a copy-views build. */
   viewCopies: number;
+  /**
+   * Views whose buffer the runtime finalized on a thread other than the JS thread (Deno 2.9 runs external buffers'
+   * finalizers from V8's backing-store deleter, sometimes on a V8 background thread; Node never does). The addons'
+   * view finalizers are written for it: they touch only atomics and the core's free.
+   */
+  viewFinalizedOffThread: number;
 }
 
 export interface HandlerLedger {

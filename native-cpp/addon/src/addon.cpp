@@ -63,42 +63,46 @@ void forget_view(napi_env env, StringView& view) noexcept {
   delete_reference(env, view.array);
 }
 
-void link(AddonState& state, SharedBytes* shared) noexcept {
-  shared->next = state.shared_head;
-  if (state.shared_head != nullptr) state.shared_head->prev = shared;
-  state.shared_head = shared;
-}
-
-void unlink(AddonState& state, SharedBytes* shared) noexcept {
-  (shared->prev != nullptr ? shared->prev->next : state.shared_head) = shared->next;
-  if (shared->next != nullptr) shared->next->prev = shared->prev;
-  shared->prev = shared->next = nullptr;
-}
-
-// The last owner of shared bytes let go: un-count them (if their state still exists) and free them. With
-// `slot_owned` still set, the last owner is the slot itself (no view left); else they were counted as view-held.
+// The last owner of shared bytes let go, on whichever thread that was: un-count them (the slot's release counted them
+// as view-held) and free them.
 void free_shared(SharedBytes* shared) noexcept {
-  if (AddonState* state = shared->state) {
-    if (!shared->slot_owned) {
-      state->ledger.view_held -= 1;
-      state->ledger.view_held_bytes -= shared->length;
-    }
-    unlink(*state, shared);
-  }
+  shared->ledger->view_held.fetch_sub(1, std::memory_order_relaxed);
+  shared->ledger->view_held_bytes.fetch_sub(shared->length, std::memory_order_relaxed);
   delete shared;  // ~CoreString: cpp_free_string
 }
 
-// Finalizer of an external ArrayBuffer lent by string_view: the buffer's share of the bytes ends. Node-API runs it on
-// the JS thread (deferred after GC, or at environment teardown), never during one of our calls.
-void view_finalized(napi_env env, void* /*data*/, void* hint) {
-  auto* shared = static_cast<SharedBytes*>(hint);
-  if (--shared->buffers > 0) return;
-  if (shared->slot_owned) {
-    // The handle is still live and no buffer is left, so V8 no longer counts these bytes: we report them again.
-    if (shared->state != nullptr) shared->state->memory.adjust(env, static_cast<std::int64_t>(shared->length));
-    return;
+// The slot's share of shared bytes ends (free_string, the fallback, teardown). Counted as view-held first: the last
+// buffer's finalizer, which may run on another thread the moment the share ends, un-counts it. True if no buffer
+// shared them, so they were freed here.
+bool end_slot_share(SharedBytes* shared) noexcept {
+  shared->ledger->view_held.fetch_add(1, std::memory_order_relaxed);
+  shared->ledger->view_held_bytes.fetch_add(shared->length, std::memory_order_relaxed);
+  if (shared->shares.fetch_and(~SharedBytes::kSlotShare, std::memory_order_acq_rel) != SharedBytes::kSlotShare) {
+    return false;  // views still hold them (and V8 counts them through those buffers): freed by view_finalized
   }
-  free_shared(shared);  // the handle was released and this was the last view: the bytes go now
+  free_shared(shared);
+  return true;
+}
+
+// Finalizer of an external ArrayBuffer lent by string_view: the buffer's share of the bytes ends. Node runs it on the
+// JS thread (deferred after GC, or at environment teardown), never during one of our calls; Deno 2.9 may run it on a
+// V8 background thread, from the backing store's deleter. So it touches only the shared record's atomics and the
+// core's free, and never `env`: no Node-API call, no state.
+void view_finalized(napi_env /*env*/, void* /*data*/, void* hint) {
+  auto* shared = static_cast<SharedBytes*>(hint);
+  const std::shared_ptr<SharedLedger> ledger = shared->ledger;  // the record may be freed by another owner below
+  if (std::this_thread::get_id() != ledger->js_thread) {
+    ledger->view_finalized_off_thread.fetch_add(1, std::memory_order_relaxed);
+  }
+  const auto length = static_cast<std::int64_t>(shared->length);
+  const std::uint32_t left = shared->shares.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  if (left == 0) {
+    free_shared(shared);  // the handle was released and this was the last view: the bytes go now
+  } else if (left == SharedBytes::kSlotShare) {
+    // The handle is still live and no buffer is left, so V8 no longer counts these bytes: we report them again, with
+    // the JS thread's next batch.
+    ledger->memory.defer(length);
+  }
 }
 
 // Reads the bytes of a Uint8Array (a Buffer is one) in place: the pointer stays valid for this call.
@@ -178,7 +182,7 @@ Napi::Value print_and_return(const Napi::CallbackInfo& info) {
 
   state.ledger.allocated += 1;
   state.ledger.live_bytes += length;
-  state.memory.adjust(env, static_cast<std::int64_t>(length));
+  state.shared->memory.adjust(env, static_cast<std::int64_t>(length));
 
   return handle_value(env, state, Kind::kString, key->generation, key->slot);
 }
@@ -200,18 +204,10 @@ Napi::Value release_string(const Napi::CallbackInfo& info, bool finalized) {
     // Seeded bug (leak-test self-test builds only): the bytes go now, while views may still point at them.
     shared->bytes.reset();
 #endif
-    if (shared->buffers == 0) {
-      // No view left (their finalizers ran): we were reporting these bytes, and they go now with the slot's share.
-      state.memory.adjust(env, -static_cast<std::int64_t>(entry->length));
-      free_shared(shared);
-    } else {
-      // Views still hold them (and V8 counts them through those buffers): freed by view_finalized.
-      shared->slot_owned = false;  // the slot's share ends here
-      state.ledger.view_held += 1;
-      state.ledger.view_held_bytes += entry->length;
-    }
+    // The slot's share ends here. If no view was left (their finalizers ran), we were reporting these bytes.
+    if (end_slot_share(shared)) state.shared->memory.adjust(env, -static_cast<std::int64_t>(entry->length));
   } else {
-    state.memory.adjust(env, -static_cast<std::int64_t>(entry->length));
+    state.shared->memory.adjust(env, -static_cast<std::int64_t>(entry->length));
   }
   return Napi::Boolean::New(env, true);
 }  // `entry` goes out of scope here: cpp_free_string frees bytes no view ever shared
@@ -260,8 +256,7 @@ Napi::Value string_view(const Napi::CallbackInfo& info) {
     if (entry.shared == nullptr) {
       // The first view: the bytes become co-owned. Ownership moves from the entry into a SharedBytes, of which the
       // slot holds one share and each external buffer one more; freed by the last of them (free_shared).
-      entry.shared = new SharedBytes(std::move(entry.bytes), entry.length, &state);
-      link(state, entry.shared);
+      entry.shared = new SharedBytes(std::move(entry.bytes), entry.length, state.shared);
     }
     SharedBytes* const shared = entry.shared;
     const napi_status status = napi_create_external_arraybuffer(env, shared->bytes.get(), shared->length,
@@ -270,7 +265,9 @@ Napi::Value string_view(const Napi::CallbackInfo& info) {
     check(env, status);
     // The buffer holds its share from here (view_finalized ends it). While any buffer lives V8 counts the bytes
     // itself (an external backing store), so we stop reporting them: they are reported once, by one of us.
-    if (shared->buffers++ == 0) state.memory.adjust(env, -static_cast<std::int64_t>(shared->length));
+    if (shared->shares.fetch_add(1, std::memory_order_acq_rel) == SharedBytes::kSlotShare) {
+      state.shared->memory.adjust(env, -static_cast<std::int64_t>(shared->length));
+    }
   }
   napi_value array;
   check(env, napi_create_typedarray(env, napi_uint8_array, state.strings.find(key)->length, buffer, 0, &array));
@@ -306,15 +303,18 @@ Napi::Value stats(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const AddonState& state = state_of(info);
   const StringLedger ledger = state.ledger;  // a copy: nothing below runs JS, but the snapshot is consistent anyway
+  const SharedLedger& shared = *state.shared;
+  const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   const auto n = [env](std::uint64_t value) { return number_value(env, static_cast<double>(value)); };
   const Napi::Object strings = define_object(env, {{"live", n(ledger.live())},
                                                    {"allocated", n(ledger.allocated)},
                                                    {"freed", n(ledger.freed)},
                                                    {"finalized", n(ledger.finalized)},
                                                    {"liveBytes", n(ledger.live_bytes)},
-                                                   {"viewHeld", n(ledger.view_held)},
-                                                   {"viewHeldBytes", n(ledger.view_held_bytes)},
-                                                   {"viewCopies", n(ledger.view_copies)}});
+                                                   {"viewHeld", n(load(shared.view_held))},
+                                                   {"viewHeldBytes", n(load(shared.view_held_bytes))},
+                                                   {"viewCopies", n(ledger.view_copies)},
+                                                   {"viewFinalizedOffThread", n(load(shared.view_finalized_off_thread))}});
   return define_object(env, {{"strings", strings},
                              {"handlers", handler_stats(env, state)},
                              {"posts", post_stats(env, state)},
@@ -347,8 +347,8 @@ Napi::Value noop_view(const Napi::CallbackInfo& info) {
 }
 
 // Instance-data finalizer, at environment teardown: no JS runs again. Every string still live is freed with the table
-// (cpp_free_string, via ~StringEntry), except bytes that an external ArrayBuffer still shares: those are orphaned
-// (`state` = null) and freed by the last buffer's finalizer, which touches nothing of this state. (On Node every
+// (cpp_free_string, via ~StringEntry), except bytes that an external ArrayBuffer still shares: those are left to
+// the last buffer's finalizer, which touches nothing of this state (the shared ledger outlives it). (On Node every
 // buffer's finalizer has run by now: each holds a reference to the napi_env, which delays this finalizer.) Nothing is
 // reported to JS, the ledger or V8 (the isolate's external-memory count goes away with it). Deleting the state also
 // cancels every live subscription, frees its boxes (deleting the references to the functions), and then frees the
@@ -359,16 +359,8 @@ Napi::Value noop_view(const Napi::CallbackInfo& info) {
 void finalize_state(Napi::Env env, AddonState* state) {
   state->strings.for_each_live([env](StringEntry& entry) {
     forget_view(env, entry.view);
-    if (entry.shared != nullptr) entry.shared->slot_owned = false;  // the slot's share ends with the table
+    if (entry.shared != nullptr) end_slot_share(entry.shared);  // the slot's share ends with the table
   });
-  for (SharedBytes* shared = state->shared_head; shared != nullptr;) {
-    SharedBytes* const next = shared->next;
-    shared->state = nullptr;
-    shared->prev = shared->next = nullptr;
-    if (shared->buffers == 0) delete shared;  // ~CoreString: cpp_free_string
-    shared = next;
-  }
-  state->shared_head = nullptr;
   release_delivery_references(env, *state);
   delete state;
 }

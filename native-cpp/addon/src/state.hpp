@@ -24,21 +24,54 @@ struct CoreStringDeleter {
 // A string allocated by the C++ core: freed by cpp_free_string when this pointer lets go of it.
 using CoreString = std::unique_ptr<char, CoreStringDeleter>;
 
-struct AddonState;
+// Reports live native bytes to V8 with napi_adjust_external_memory, batched (contract "Ledger and memory pressure"):
+// once the unreported difference reaches 64 KiB, or at once for a single string of 64 KiB or more. The difference is
+// atomic: a view's finalizer may run on another thread (see SharedLedger) and leaves what it owes for the JS thread.
+class ExternalMemory {
+ public:
+  static constexpr std::int64_t kBatch = 64 * 1024;
+
+  // JS thread only: records `delta` and reports the batch when it is due.
+  void adjust(napi_env env, std::int64_t delta) noexcept {
+    const std::int64_t pending = pending_.fetch_add(delta, std::memory_order_relaxed) + delta;
+    if (delta < kBatch && delta > -kBatch && pending < kBatch && pending > -kBatch) return;
+    const std::int64_t batch = pending_.exchange(0, std::memory_order_relaxed);
+    std::int64_t total = 0;
+    if (napi_adjust_external_memory(env, batch, &total) != napi_ok) pending_.fetch_add(batch, std::memory_order_relaxed);
+  }
+  // Any thread: records `delta` without calling Node-API; the JS thread's next batch reports it.
+  void defer(std::int64_t delta) noexcept { pending_.fetch_add(delta, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> pending_{0};  // the unreported difference
+};
+
+// What views' finalizers update: released strings whose bytes views still hold, and the external-memory report.
+// Shared (shared_ptr) by the state and every SharedBytes, because a buffer may be finalized after the state was
+// deleted at teardown. Atomic, because a runtime may run a view's finalizer on another thread: Deno 2.9 calls it from
+// V8's backing-store deleter, which can run on a V8 background thread (Node defers it to the JS thread).
+struct SharedLedger {
+  std::atomic<std::uint64_t> view_held{0};        // released strings whose bytes views still hold
+  std::atomic<std::uint64_t> view_held_bytes{0};  // ...and their bytes
+  std::atomic<std::uint64_t> view_finalized_off_thread{0};  // view finalizers run off this environment's JS thread
+  ExternalMemory memory;
+  const std::thread::id js_thread = std::this_thread::get_id();
+};
 
 // A string's bytes once a view has lent them to JS (seed 004's MemoryGuard: whoever can reach the bytes keeps them
 // alive). Co-owned by the string's table slot, while its handle is live, and by every external ArrayBuffer over them
 // whose finalizer has not run yet. Freed by cpp_free_string (via `bytes`) when the last of those lets go: free_string
-// ends the handle at once, but a view taken before keeps reading the same bytes. JS thread only.
+// ends the handle at once, but a view taken before keeps reading the same bytes. The shares are one atomic word: a
+// buffer may be finalized on another thread while the JS thread releases the handle.
 struct SharedBytes {
-  SharedBytes(CoreString b, std::size_t n, AddonState* s) noexcept : bytes(std::move(b)), length(n), state(s) {}
+  static constexpr std::uint32_t kSlotShare = 1u << 31;  // the table slot's share; the bits below count buffers
+
+  SharedBytes(CoreString b, std::size_t n, std::shared_ptr<SharedLedger> l) noexcept
+      : bytes(std::move(b)), length(n), ledger(std::move(l)) {}
   CoreString bytes;  // freed by cpp_free_string when this record is deleted
-  std::size_t length;
-  std::uint32_t buffers = 0;  // external ArrayBuffers over the bytes, not yet finalized
-  bool slot_owned = true;     // the table slot still holds its share (the handle is live)
-  AddonState* state;          // whose ledger counts these bytes; null once that state was deleted at teardown
-  SharedBytes* prev = nullptr;  // the state's list of every SharedBytes it counts (for teardown)
-  SharedBytes* next = nullptr;
+  const std::size_t length;
+  std::atomic<std::uint32_t> shares{kSlotShare};  // the owner that takes it to 0 deletes this record
+  const std::shared_ptr<SharedLedger> ledger;     // whose ledger counts these bytes (outlives the state if need be)
 };
 
 // Weak references (refcount 0) to the newest view of a live string, so string_view can hand the same Uint8Array out
@@ -61,34 +94,8 @@ struct StringLedger {
   std::uint64_t freed = 0;
   std::uint64_t finalized = 0;
   std::uint64_t live_bytes = 0;
-  std::uint64_t view_held = 0;        // released strings whose bytes views still hold
-  std::uint64_t view_held_bytes = 0;  // ...and their bytes
   std::uint64_t view_copies = 0;      // string_view calls that returned a copy (no external buffers allowed)
   std::uint64_t live() const noexcept { return allocated - freed - finalized; }
-};
-
-// Reports live native bytes to V8 with napi_adjust_external_memory, batched (contract "Ledger and memory pressure"):
-// once the unreported difference reaches 64 KiB, or at once for a single string of 64 KiB or more.
-class ExternalMemory {
- public:
-  static constexpr std::int64_t kBatch = 64 * 1024;
-
-  void adjust(napi_env env, std::int64_t delta) noexcept {
-    pending_ += delta;
-    if (delta >= kBatch || delta <= -kBatch || pending_ >= kBatch || pending_ <= -kBatch) {
-      std::int64_t total = 0;
-      if (napi_adjust_external_memory(env, pending_, &total) == napi_ok) {
-        reported_ += pending_;
-        pending_ = 0;
-      }
-    }
-  }
-  std::int64_t reported() const noexcept { return reported_; }
-  std::int64_t pending() const noexcept { return pending_; }
-
- private:
-  std::int64_t pending_ = 0;   // the unreported difference
-  std::int64_t reported_ = 0;  // what V8 currently believes we hold
 };
 
 struct DispatcherDeleter {
@@ -98,15 +105,14 @@ struct DispatcherDeleter {
 using DispatcherPtr = std::unique_ptr<Dispatcher, DispatcherDeleter>;
 
 struct AddonState {
-  AddonState(std::uint32_t id, DispatcherPtr d) noexcept
+  AddonState(std::uint32_t id, DispatcherPtr d)
       : env_id(id), js_thread(std::this_thread::get_id()), dispatcher(std::move(d)) {}
 
   const std::uint32_t env_id;  // 1..255: the env bits of every handle this environment issues
   const std::thread::id js_thread;  // the thread this environment runs JS on
   HandleTable<StringEntry> strings;
   StringLedger ledger;
-  ExternalMemory memory;
-  SharedBytes* shared_head = nullptr;  // every SharedBytes this state counts (live strings' and view-held ones)
+  const std::shared_ptr<SharedLedger> shared = std::make_shared<SharedLedger>();  // views' ledger and V8's report
 
   // Declared before `subscriptions`, so destroyed after them: at teardown every slot cancels its registration
   // (DispatcherRegistration) and frees its boxes while the dispatcher still exists; then dispatcher_free.

@@ -25,6 +25,7 @@ mod threads;
 
 use std::ffi::{CStr, c_void};
 use std::ptr;
+use std::sync::atomic::Ordering;
 
 use napi::bindgen_prelude::Object;
 use napi::{Env, JsValue, sys};
@@ -103,7 +104,8 @@ impl Export<1> for NoopView {
     }
 }
 
-/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes, viewHeld, viewHeldBytes, viewCopies }, handlers: { live, registered,
+/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes, viewHeld, viewHeldBytes, viewCopies,
+/// viewFinalizedOffThread }, handlers: { live, registered,
 /// cancelled, finalized }, posts: { posted, delivered, skipped, pending }, producers: { live, started, stopped,
 /// finalized } }` for this environment.
 struct Stats;
@@ -118,7 +120,11 @@ impl Export<0> for Stats {
             .map(|state| {
                 (
                     state.ledger,
-                    (state.shared.view_held.get(), state.shared.view_held_bytes.get()),
+                    (
+                        state.shared.view_held.load(Ordering::Relaxed),
+                        state.shared.view_held_bytes.load(Ordering::Relaxed),
+                        state.shared.view_finalized_off_thread.load(Ordering::Relaxed),
+                    ),
                     state.handlers,
                     state.posts.ledger,
                     state.producer_ledger,
@@ -141,6 +147,7 @@ impl Export<0> for Stats {
                 (c"viewHeld", count(view_held.0)?),
                 (c"viewHeldBytes", count(view_held.1)?),
                 (c"viewCopies", count(ledger.view_copies)?),
+                (c"viewFinalizedOffThread", count(view_held.2)?),
             ],
         )?;
         let handlers = subscriptions::handler_stats(env, handlers)?;

@@ -2,11 +2,12 @@
 //! thread that loads the addon gets its own). The only process-wide state is the environment id
 //! counter, an atomic.
 
-use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::cell::{Ref, RefCell, RefMut};
 use std::ffi::c_void;
 use std::ptr;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::thread::ThreadId;
 
 use napi::sys;
 use napi_ownership_dispatch::{Dispatcher, UserSpaceWrapper};
@@ -61,31 +62,57 @@ pub struct StringLedger {
 
 /// What the finalizers of external ArrayBuffers (views) update: released strings whose bytes views still hold, and
 /// the live-byte change not yet reported to V8. Outside the state's `RefCell`, because a runtime may run a finalizer
-/// while an export holds that borrow, and shared by `Rc`, because a buffer may be finalized after the environment's
-/// state is gone (each view's bytes hold a clone). JS thread only.
-#[derive(Debug, Default)]
+/// while an export holds that borrow, and shared by `Arc`, because a buffer may be finalized after the environment's
+/// state is gone (each view's bytes hold a clone). Atomic, because a runtime may run a view's finalizer on another
+/// thread: Deno 2.9 calls it from V8's backing-store deleter, which can run on a V8 background thread (Node defers
+/// it to the JS thread). A finalizer never calls Node-API: what it owes V8 waits in `unreported` for the JS thread.
+#[derive(Debug)]
 pub struct SharedLedger {
-    pub view_held: Cell<u64>,
-    pub view_held_bytes: Cell<u64>,
+    pub view_held: AtomicU64,
+    pub view_held_bytes: AtomicU64,
+    /// View finalizers that ran on a thread other than this environment's JS thread.
+    pub view_finalized_off_thread: AtomicU64,
     /// Live-byte change not yet given to `napi_adjust_external_memory`.
-    unreported: Cell<i64>,
+    unreported: AtomicI64,
+    js_thread: ThreadId,
 }
 
 impl SharedLedger {
-    /// Records `delta` live bytes and reports to V8 when the batch is due.
+    fn new() -> Self {
+        Self {
+            view_held: AtomicU64::new(0),
+            view_held_bytes: AtomicU64::new(0),
+            view_finalized_off_thread: AtomicU64::new(0),
+            unreported: AtomicI64::new(0),
+            js_thread: std::thread::current().id(),
+        }
+    }
+
+    /// Records `delta` live bytes and reports to V8 when the batch is due. JS thread only.
     pub fn adjust_live_bytes(&self, env: sys::napi_env, delta: i64) -> Result<(), Throw> {
-        let unreported = self.unreported.get() + delta;
-        self.unreported.set(unreported);
+        let unreported = self.unreported.fetch_add(delta, Ordering::Relaxed) + delta;
         if delta.abs() < EXTERNAL_MEMORY_BATCH && unreported.abs() < EXTERNAL_MEMORY_BATCH {
             return Ok(());
         }
+        let batch = self.unreported.swap(0, Ordering::Relaxed);
         let mut total = 0i64;
-        // SAFETY: `env` is the environment of the current callback or finalizer. This only tells V8's heap
-        // accounting; it may start a GC, which runs none of our code synchronously (finalizers are deferred).
-        let status = unsafe { sys::napi_adjust_external_memory(env, unreported, &mut total) };
-        check(env, status, "napi_adjust_external_memory")?;
-        self.unreported.set(0);
-        Ok(())
+        // SAFETY: `env` is the environment of the current callback. This only tells V8's heap accounting; it may
+        // start a GC, which runs none of our code synchronously on Node (finalizers are deferred) and, elsewhere,
+        // only view finalizers, which touch atomics.
+        let status = unsafe { sys::napi_adjust_external_memory(env, batch, &mut total) };
+        if status != sys::Status::napi_ok {
+            self.unreported.fetch_add(batch, Ordering::Relaxed); // still owed
+        }
+        check(env, status, "napi_adjust_external_memory")
+    }
+
+    /// Records `delta` live bytes from any thread, without calling Node-API: reported by the JS thread's next batch.
+    pub fn defer_live_bytes(&self, delta: i64) {
+        self.unreported.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn on_js_thread(&self) -> bool {
+        std::thread::current().id() == self.js_thread
     }
 }
 
@@ -133,7 +160,7 @@ pub struct EnvState {
     /// Pending posts and producers' promises, the post ledger, the event-loop hold.
     pub posts: Posts,
     /// View-held strings and the external-memory report, shared with the views' bytes.
-    pub shared: Rc<SharedLedger>,
+    pub shared: Arc<SharedLedger>,
 }
 
 impl EnvState {
@@ -147,7 +174,7 @@ impl EnvState {
             producers: HandleTable::default(),
             producer_ledger: ProducerLedger::default(),
             posts: Posts::new(),
-            shared: Rc::default(),
+            shared: Arc::new(SharedLedger::new()),
         }
     }
 

@@ -6,11 +6,11 @@
 //! co-owns them ([`SharedBytes`]): the bytes are freed when the handle and every such buffer have
 //! let go, so native code a view was handed to (fs, zlib, a socket) never reads freed memory.
 
-use std::cell::Cell;
 use std::ffi::{CStr, c_char, c_void};
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use napi::sys;
 use napi_ownership_core as core;
@@ -67,17 +67,20 @@ struct View {
 /// bytes keeps them alive). Co-owned by the table slot, while the handle is live, and by every
 /// external ArrayBuffer over them whose finalizer has not run yet; freed by the core when the last
 /// of those lets go ([`free_shared`]). Reached through a raw pointer from the slot and from each
-/// buffer's finalize hint, so its mutable parts are `Cell`s. JS thread only.
+/// buffer's finalize hint. Its shares are one atomic word, because a runtime may finalize a buffer
+/// on another thread (Deno: V8's backing-store deleter) while the JS thread releases the handle.
 pub struct SharedBytes {
     bytes: CoreString,
-    /// External ArrayBuffers over the bytes, not yet finalized.
-    buffers: Cell<u32>,
-    /// The table slot still holds its share (the handle is live).
-    slot_owned: Cell<bool>,
+    /// The shares: [`SLOT_SHARE`] while the table slot holds one (the handle is live), plus one per
+    /// external ArrayBuffer over the bytes not yet finalized. The owner that takes it to 0 frees.
+    shares: AtomicU32,
     /// Seeded bug only: the bytes were already given back to the core.
-    freed_early: Cell<bool>,
-    ledger: Rc<SharedLedger>,
+    freed_early: AtomicBool,
+    ledger: Arc<SharedLedger>,
 }
+
+/// The table slot's share in [`SharedBytes::shares`]; the bits below it count buffers.
+const SLOT_SHARE: u32 = 1 << 31;
 
 /// Who owns a live string's bytes: the slot alone, or the slot together with views.
 enum Bytes {
@@ -125,19 +128,20 @@ impl NativeString {
                     // still point at them.
                     // SAFETY: deliberately unsound; only built for the leak-test self-test.
                     unsafe { core::free_string(std::hint::black_box(shared.bytes.as_ptr())) };
-                    shared.freed_early.set(true);
+                    shared.freed_early.store(true, Ordering::Relaxed);
                 }
-                if shared.buffers.get() == 0 {
+                // Counted as view-held first: the last buffer's finalizer, which may run on another
+                // thread the moment the slot's share ends, un-counts it.
+                ledger.view_held.fetch_add(1, Ordering::Relaxed);
+                ledger.view_held_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                if shared.shares.fetch_and(!SLOT_SHARE, Ordering::AcqRel) == SLOT_SHARE {
+                    // No buffer shared them: we were reporting the bytes, and they go now.
                     let _ = ledger.adjust_live_bytes(env, -(len as i64));
                     // SAFETY: no buffer shares it and the slot's share just ended: we are the last owner.
                     unsafe { free_shared(pointer) };
-                } else {
-                    // Views still hold them (V8 counts them through those buffers): freed by the last
-                    // buffer's finalizer.
-                    shared.slot_owned.set(false);
-                    ledger.view_held.set(ledger.view_held.get() + 1);
-                    ledger.view_held_bytes.set(ledger.view_held_bytes.get() + len as u64);
                 }
+                // Else views still hold them (V8 counts them through those buffers): freed by the
+                // last buffer's finalizer.
             }
         }
     }
@@ -151,10 +155,9 @@ impl NativeString {
         if let Bytes::Shared(pointer) = self.bytes {
             // SAFETY: the slot's share keeps the SharedBytes alive until `free_shared`.
             let shared = unsafe { pointer.as_ref() };
-            shared.slot_owned.set(false);
-            shared.ledger.view_held.set(shared.ledger.view_held.get() + 1);
-            shared.ledger.view_held_bytes.set(shared.ledger.view_held_bytes.get() + self.len as u64);
-            if shared.buffers.get() == 0 {
+            shared.ledger.view_held.fetch_add(1, Ordering::Relaxed);
+            shared.ledger.view_held_bytes.fetch_add(self.len as u64, Ordering::Relaxed);
+            if shared.shares.fetch_and(!SLOT_SHARE, Ordering::AcqRel) == SLOT_SHARE {
                 // SAFETY: the slot was the last owner.
                 unsafe { free_shared(pointer) };
             }
@@ -162,21 +165,19 @@ impl NativeString {
     }
 }
 
-/// Gives shared bytes back to the core once their last owner let go, and un-counts them.
+/// Gives shared bytes back to the core once their last owner let go, and un-counts them (the slot's
+/// release counted them as view-held). Runs on whichever thread ended the last share.
 ///
 /// # Safety
-/// `pointer` came from `Box::into_raw` in `string_view`; the slot's share has ended (or ends with
-/// this call) and no buffer shares it any more, so nothing else can reach it.
+/// `pointer` came from `Box::into_raw` in `string_view` and its shares reached 0, so nothing else
+/// can reach it.
 unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
     // SAFETY: see the function's contract: we are the only owner now.
     let shared = unsafe { Box::from_raw(pointer.as_ptr()) };
-    let SharedBytes { mut bytes, freed_early, ledger, slot_owned, .. } = *shared;
-    if !slot_owned.get() {
-        // It was counted as view-held when its handle was released.
-        ledger.view_held.set(ledger.view_held.get() - 1);
-        ledger.view_held_bytes.set(ledger.view_held_bytes.get() - bytes.len as u64);
-    }
-    if freed_early.get() {
+    let SharedBytes { mut bytes, freed_early, ledger, .. } = *shared;
+    ledger.view_held.fetch_sub(1, Ordering::Relaxed);
+    ledger.view_held_bytes.fetch_sub(bytes.len as u64, Ordering::Relaxed);
+    if freed_early.load(Ordering::Relaxed) {
         std::mem::forget(bytes); // seeded bug: already freed
     } else {
         bytes.restore_terminator();
@@ -184,29 +185,31 @@ unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
     }
 }
 
-/// Finalizer of an external ArrayBuffer lent by `string_view`: that buffer's share ends. Node-API
-/// runs it on the JS thread, deferred after GC or at environment teardown.
+/// Finalizer of an external ArrayBuffer lent by `string_view`: that buffer's share ends. Node runs
+/// it on the JS thread, deferred after GC or at environment teardown; Deno 2.9 may run it on a V8
+/// background thread (from the backing store's deleter), so it touches only atomics and the core's
+/// free, and never `env`: no Node-API call, no state.
 ///
 /// # Safety
-/// Called by Node-API once per buffer, with the hint given to `napi_create_external_arraybuffer`:
+/// Called by the runtime once per buffer, with the hint given to `napi_create_external_arraybuffer`:
 /// a `SharedBytes` that this buffer's share keeps alive.
-unsafe extern "C" fn view_finalized(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     let Some(pointer) = NonNull::new(hint.cast::<SharedBytes>()) else { return };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: this buffer's share keeps the SharedBytes alive until the end of this function.
+        // SAFETY: this buffer's share keeps the SharedBytes alive until it is ended below.
         let shared = unsafe { pointer.as_ref() };
-        let left = shared.buffers.get() - 1;
-        shared.buffers.set(left);
-        if left > 0 {
-            return;
+        if !shared.ledger.on_js_thread() {
+            shared.ledger.view_finalized_off_thread.fetch_add(1, Ordering::Relaxed);
         }
-        if shared.slot_owned.get() {
-            // The handle is live and no buffer is left, so V8 no longer counts these bytes: we
-            // report them again.
-            let _ = shared.ledger.adjust_live_bytes(env, shared.bytes.len as i64);
-        } else {
+        let len = shared.bytes.len as i64;
+        let ledger = Arc::clone(&shared.ledger);
+        match shared.shares.fetch_sub(1, Ordering::AcqRel) - 1 {
             // SAFETY: the slot's share ended earlier and this was the last buffer's.
-            unsafe { free_shared(pointer) };
+            0 => unsafe { free_shared(pointer) },
+            // The handle is live and no buffer is left, so V8 no longer counts these bytes: we report
+            // them again, on the JS thread's next batch.
+            SLOT_SHARE => ledger.defer_live_bytes(len),
+            _ => {}
         }
     }));
 }
@@ -409,7 +412,7 @@ fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
     };
     let len = string.len;
     // The handle ends now; the bytes go now, or with the last view that shares them.
-    let shared = Rc::clone(&state.shared);
+    let shared = Arc::clone(&state.shared);
     string.release(env, &shared);
     match how {
         Release::Freed => state.ledger.freed += 1,
@@ -526,7 +529,7 @@ impl Export<1> for StringView {
         let env = call.env;
         let mut state = borrow_state(call)?;
         let handle = decode_handle(env, &state, call.args[0], Kind::String)?;
-        let ledger = Rc::clone(&state.shared);
+        let ledger = Arc::clone(&state.shared);
         let state = &mut *state;
         let string = state
             .strings
@@ -566,10 +569,9 @@ impl Export<1> for StringView {
                 };
                 let shared = Box::new(SharedBytes {
                     bytes,
-                    buffers: Cell::new(0),
-                    slot_owned: Cell::new(true),
-                    freed_early: Cell::new(false),
-                    ledger: Rc::clone(&ledger),
+                    shares: AtomicU32::new(SLOT_SHARE),
+                    freed_early: AtomicBool::new(false),
+                    ledger: Arc::clone(&ledger),
                 });
                 let pointer = NonNull::from(Box::leak(shared));
                 *owned = Bytes::Shared(pointer);
@@ -598,7 +600,7 @@ impl Export<1> for StringView {
         check(env, status, "napi_create_external_arraybuffer")?;
         // The buffer holds its share from here. While any buffer lives, V8 counts the bytes itself
         // (an external backing store), so we stop reporting them: reported once, by one of us.
-        if shared.buffers.replace(shared.buffers.get() + 1) == 0 {
+        if shared.shares.fetch_add(1, Ordering::AcqRel) == SLOT_SHARE {
             let _ = ledger.adjust_live_bytes(env, -(len as i64));
         }
         let array = create_uint8array(env, buffer, len)?;
