@@ -145,7 +145,8 @@ export function ensureRuntime(name: string, log: (line: string) => void = () => 
 
 /** `node --version` and the like, to print beside each result. */
 export function versionOf(bin: string): string {
-  return execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim().split('\n')[0]!;
+  const out = execFileSync(bin, ['--version'], { encoding: 'utf8' });
+  return /\d+\.\d+\.\d+/.exec(out)?.[0] ?? out.trim().split('\n')[0]!;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { scriptArgs } from './support/runtime.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -60,7 +61,7 @@ test('import from an ESM file: both backends work', () => {
      out.push(backends[0] === cpp && backends[1] === rust);
      console.log(out.join('|'));`,
   );
-  const stdout = execFileSync(process.execPath, ['main.mjs'], { cwd: project, encoding: 'utf8' });
+  const stdout = execFileSync(process.execPath, scriptArgs('main.mjs'), { cwd: project, encoding: 'utf8' });
   expect(stdout.trim()).toBe(
     'cpp:Hello from a consumer:21:true:false|rust:Hello from a consumer:21:true:false|true',
   );
@@ -117,7 +118,7 @@ test('the public types compile for a TypeScript consumer, and misuse does not', 
   );
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   try {
-    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project, encoding: 'utf8' });
+    execFileSync(process.execPath, [...scriptArgs(tsc), '-p', 'tsconfig.json'], { cwd: project, encoding: 'utf8' });
   } catch (error) {
     throw new Error(`tsc failed:\n${(error as { stdout?: string }).stdout}`);
   }

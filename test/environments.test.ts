@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { scriptArgs } from './support/runtime.js';
 
 const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
 // Worker threads do not inherit tsx's loader on Node 20: their code loads the compiled package, which the global setup
@@ -20,7 +21,7 @@ function runChild(source: string, timeoutMs = 60_000) {
   const file = join(dir, 'child.mts');
   writeFileSync(file, source.replaceAll('DIST_INDEX', JSON.stringify(dist)).replaceAll('INDEX', JSON.stringify(index)));
   const started = Date.now();
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', file], { encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync(process.execPath, scriptArgs(file, { gc: true }), { encoding: 'utf8', timeout: timeoutMs });
   rmSync(dir, { recursive: true, force: true });
   return { ...r, ms: Date.now() - started };
 }

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { scriptArgs } from './support/runtime.js';
 import { isOurs, parseMemcheck } from '../src/leak-test/valgrind.js';
 
 const header = `==100== Memcheck, a memory error detector
@@ -109,7 +110,7 @@ describe('memcheck log reading', () => {
 describe('napi-ownership leak-test command', () => {
   const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
   const run = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
-    spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8', env });
+    spawnSync(process.execPath, [...scriptArgs(cli), ...args], { encoding: 'utf8', env });
 
   test('without valgrind: a clear message saying how to install it, and a non-zero exit', () => {
     const r = run(['leak-test'], { ...process.env, PATH: '/nonexistent' });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
+import { scriptArgs } from './support/runtime.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -15,7 +16,7 @@ test('the README example runs and prints what it says', () => {
   const dir = mkdtempSync(join(tmpdir(), 'napi-ownership-readme-'));
   const file = join(dir, 'example.ts'); // a file, so tsx lowers `using` as it would for a user's project
   writeFileSync(file, example.replace("from 'napi-ownership'", `from ${JSON.stringify(join(root, 'src', 'index.ts'))}`));
-  const child = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8' });
+  const child = spawnSync(process.execPath, scriptArgs(file), { cwd: root, encoding: 'utf8' });
   rmSync(dir, { recursive: true, force: true });
   expect(child.stderr).toBe('');
   expect(child.stdout).toBe('Hello from TS 13 true\n13\ngot hello\n');

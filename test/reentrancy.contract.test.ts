@@ -14,6 +14,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promiseHooks } from 'node:v8';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { scriptArgs } from './support/runtime.js';
+
+const promiseHooksWork = (() => {
+  try {
+    promiseHooks.onInit(() => {})();
+    return true;
+  } catch {
+    return false;
+  }
+})();
 import { backends, type Backend, type Stats, type Subscription } from '../src/index.js';
 import { thrown, type Thrown } from './support/errors.js';
 
@@ -438,7 +448,8 @@ describe.each(backends)('$name: re-entrancy', (backend) => {
     });
   });
 
-  describe('promise creation and settling', () => {
+  // node:v8 promiseHooks: Node and Deno have them; Bun 1.4 throws ERR_NOT_IMPLEMENTED, so there is no hook to re-enter from.
+  describe.skipIf(!promiseHooksWork)('promise creation and settling', () => {
     test('Risk: a promise init hook re-enters post(), handler() and send() while post() and produce() create their promise', async () => {
       let armed = false;
       let inHook = false;
@@ -606,7 +617,7 @@ describe('a getter on globalThis.Promise at the first post of an environment (ch
       console.log(JSON.stringify(out));
     `,
     );
-    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, scriptArgs(file), { encoding: 'utf8', timeout: 60_000 });
     rmSync(dir, { recursive: true, force: true });
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as Record<string, { outer: unknown; inner: unknown; live: number; pending: number }>;

@@ -4,18 +4,26 @@
  * returned.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { scriptArgs } from './support/runtime.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 function journey(backend: 'cpp' | 'rust', input: string): { stdout: string; steps: [string, bigint][] } {
-  const script = `import { ${backend} } from './src/index.ts';\n${backend}.printAndReturn(${input}).free();`;
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+  const dir = mkdtempSync(join(tmpdir(), 'napi-ownership-trace-'));
+  const file = join(dir, 'journey.mts');
+  const index = JSON.stringify(join(root, 'src', 'index.ts'));
+  writeFileSync(file, `import { ${backend} } from ${index};\n${backend}.printAndReturn(${input}).free();\n`);
+  const child = spawnSync(process.execPath, scriptArgs(file), {
     cwd: root,
     env: { ...process.env, NAPI_OWNERSHIP_TRACE: '1' },
     encoding: 'utf8',
   });
+  rmSync(dir, { recursive: true, force: true });
   expect(child.status, child.stderr).toBe(0);
   const steps: [string, bigint][] = [];
   for (const line of child.stderr.split('\n')) {
