@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { scriptArgs } from './support/runtime.js';
+import { runtime, scriptArgs } from './support/runtime.js';
 
 const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
 // Worker threads do not inherit tsx's loader on Node 20: their code loads the compiled package, which the global setup
@@ -158,6 +158,60 @@ describe('worker threads', () => {
     expect(r.signal).toBeNull();
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('survived');
+  });
+  test('Risk: a pool’s workers end (exit, terminate, process.exit) holding views of live and freed strings', () => {
+    // What a worker pool (piscina and the like) does: tasks by message, results posted back, then the pool is
+    // destroyed while workers still hold views (of strings freed and live), live strings, subscriptions and pending
+    // posts. Node 24.0–24.x once aborted in Environment::RunCleanup here (a C++ view detached at teardown); Deno
+    // panicked at the first free after a view. Each way a worker can end, on every runtime.
+    const r = runChild(`
+      import { Worker } from 'node:worker_threads';
+      const code = \`
+        const { parentPort } = require('node:worker_threads');
+        import(\${JSON.stringify(DIST_INDEX)}).then(({ backends }) => {
+          const keep = [];
+          parentPort.on('message', (task) => {
+            if (task.end === 'exit') { parentPort.close(); return; }
+            if (task.end === 'process.exit') process.exit(0);
+            let bytes = 0;
+            for (const b of backends) {
+              for (let i = 0; i < 50; i++) {
+                const s = b.printAndReturn(task.text.repeat(1 + (i % 7) * 1000));
+                const v = s.view();
+                bytes += v.byteLength;
+                if (i % 2) s.free(); // a view of a freed string
+                keep.push(v, s);
+              }
+              keep.push(b.handler('pool', () => {}));
+              b.post('pool', 'pending').catch(() => {});
+            }
+            parentPort.postMessage(bytes);
+          });
+        });
+      \`;
+      const ends = ['exit', 'terminate', 'process.exit', 'terminate'];
+      const workers = ends.map(() => new Worker(code, { eval: true }));
+      let total = 0;
+      for (let round = 0; round < 3; round++) {
+        total += (await Promise.all(workers.map((w, i) => new Promise((resolve, reject) => {
+          w.once('message', resolve);
+          w.once('error', reject);
+          w.postMessage({ text: 'task ' + round + ' of worker ' + i });
+        })))).reduce((a, b) => a + b, 0);
+      }
+      const codes = await Promise.all(workers.map((w, i) => {
+        const exited = new Promise((resolve) => w.once('exit', resolve));
+        if (ends[i] === 'terminate') w.terminate(); else w.postMessage({ end: ends[i] });
+        return exited;
+      }));
+      console.log(JSON.stringify({ total: total > 0, codes }));
+    `);
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim()) as { total: boolean; codes: number[] };
+    expect(out.total).toBe(true);
+    // Terminated workers exit with 1; the others with 0 (Deno 2.9 reports 1 for a worker that ended by closing its port).
+    expect(out.codes).toEqual(runtime === 'deno' ? [1, 1, 0, 1] : [0, 1, 0, 1]);
   });
 });
 
