@@ -5,8 +5,9 @@
  * runner takes vitest's API), each file in its own process as vitest's forks pool does. The machine's own node runs
  * them in `npm test`.
  *
- * Prints a table runtime × backend (passed / failed / skipped) and writes it to build/runtimes/results.json; exits
- * non-zero if any test failed or a runner did not finish.
+ * Then scripts/runtime-probe.mjs measures, under each, where the runtime runs our views' finalizers (off the JS thread
+ * on Deno; never on Node, where that fails the run). Prints a table runtime × backend (passed / failed / skipped)
+ * and writes it to build/runtimes/results.json; exits non-zero if any test failed or a runner did not finish.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +31,8 @@ interface Result {
   failures: string[];
   /** The runner itself failed (crashed, timed out) beyond the failures it reported. */
   runnerError?: string | undefined;
+  /** scripts/runtime-probe.mjs: of 64 dropped views per backend, how many were released and finalized off-thread. */
+  probe?: Record<string, { views: number; released: number; offThread: number }> | undefined;
 }
 
 const outDir = join(packageRoot, 'build', 'runtimes');
@@ -104,6 +107,23 @@ function runBun(bin: string, result: Result): void {
   }
 }
 
+/** Where the runtime runs our views' finalizers. Node's contract is the JS thread: any other count fails there. */
+function runProbe(rt: Runtime, bin: string, result: Result): void {
+  const probe = join(packageRoot, 'scripts', 'runtime-probe.mjs');
+  const args = rt.kind === 'deno' ? ['run', '-A', '--v8-flags=--expose-gc', probe] : rt.kind === 'bun' ? [probe] : ['--expose-gc', probe];
+  const r = spawnSync(bin, args, { cwd: packageRoot, encoding: 'utf8', timeout: 5 * 60_000 });
+  try {
+    result.probe = JSON.parse(r.stdout.trim().split('\n').pop()!) as Result['probe'];
+  } catch {
+    result.failures.push(`runtime-probe: exit ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    return;
+  }
+  for (const [backend, p] of Object.entries(result.probe!)) {
+    if (p.released !== p.views) result.failures.push(`runtime-probe ${backend}: ${p.released} of ${p.views} views released`);
+    if (rt.kind === 'node' && p.offThread !== 0) result.failures.push(`runtime-probe ${backend}: ${p.offThread} view finalizers off the JS thread on Node`);
+  }
+}
+
 function sum(result: Result): Counts {
   const total = { passed: 0, failed: 0, skipped: 0 };
   for (const c of Object.values(result.counts)) for (const k of ['passed', 'failed', 'skipped'] as const) total[k] += c[k];
@@ -117,10 +137,11 @@ function table(results: Result[]): string {
     cell(r.counts.cpp),
     cell(r.counts.rust),
     cell(r.counts.both),
+    r.probe ? Object.values(r.probe).map((p) => `${p.offThread}/${p.views}`).join(' · ') : '-',
     `${r.seconds.toFixed(0)} s`,
-    r.runnerError ? `RUNNER: ${r.runnerError}` : sum(r).failed ? 'FAILED' : 'ok',
+    r.runnerError ? `RUNNER: ${r.runnerError}` : r.failures.length ? 'FAILED' : 'ok',
   ]);
-  const header = ['runtime', 'cpp', 'rust', 'both / neither', 'wall', 'verdict'];
+  const header = ['runtime', 'cpp', 'rust', 'both / neither', 'views finalized off-thread (cpp · rust)', 'wall', 'verdict'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
@@ -144,6 +165,7 @@ for (const rt of chosen) {
   const started = Date.now();
   if (rt.kind === 'bun') runBun(bin, result);
   else runVitest(rt, bin, result);
+  runProbe(rt, bin, result);
   result.seconds = (Date.now() - started) / 1000;
   results.push(result);
   process.stdout.write(`test:runtimes: ── ${rt.label}: ${JSON.stringify(sum(result))} in ${result.seconds.toFixed(0)} s ──\n`);
@@ -155,6 +177,6 @@ for (const r of results) {
   if (r.runnerError) process.stdout.write(`  ${r.runtime}: ${r.runnerError}\n`);
 }
 writeFileSync(join(outDir, 'results.json'), JSON.stringify({ results }, null, 2));
-const ok = results.every((r) => !r.runnerError && sum(r).failed === 0 && sum(r).passed > 0);
+const ok = results.every((r) => !r.runnerError && r.failures.length === 0 && sum(r).passed > 0);
 process.stdout.write(`\ntest:runtimes: ${ok ? 'every runtime passed' : 'FAILED'}\n`);
 process.exitCode = ok ? 0 : 1;
