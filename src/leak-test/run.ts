@@ -56,6 +56,8 @@ export interface RunResult {
   failure?: string | undefined;
   /** Our loss records and errors, with their stacks. */
   findings: { what: string; stack: string }[];
+  /** Node's own (no frame of ours), after the suppressions: bytes by kind, errors, and the records themselves. */
+  nodes: { lost: MemcheckReport['all']; errors: number; findings: { what: string; stack: string }[] };
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -151,6 +153,21 @@ function runJob(job: Job): Promise<RunResult> {
         })),
         ...report.errors.filter((e) => e.ours).map((e) => ({ what: e.what, stack: stackSummary(e.frames) })),
       ];
+      const lost = {
+        definitely: report.all.definitely - report.ours.definitely,
+        indirectly: report.all.indirectly - report.ours.indirectly,
+        possibly: report.all.possibly - report.ours.possibly,
+      };
+      const nodes = {
+        lost,
+        errors: report.errors.length - report.ourErrors,
+        findings: [
+          ...report.records
+            .filter((r) => !r.ours && r.kind !== 'reachable')
+            .map((r) => ({ what: `${r.bytes} bytes in ${r.blocks} blocks ${r.kind} lost`, stack: r.frames.join('\n') })),
+          ...report.errors.filter((e) => !e.ours).map((e) => ({ what: e.what, stack: e.frames.join('\n') })),
+        ],
+      };
       resolve({
         scenario: job.scenario,
         backend: job.backend,
@@ -162,6 +179,7 @@ function runJob(job: Job): Promise<RunResult> {
         ourErrors: report.ourErrors,
         failure,
         findings,
+        nodes,
       });
     });
   });
@@ -251,6 +269,13 @@ export async function leakTest(options: LeakTestOptions): Promise<{ ok: boolean;
     out.write(`\n${r.backend} ${r.scenario}: ${r.verdict.toUpperCase()}${r.failure ? `: ${r.failure}` : ''}\n`);
     for (const f of r.findings.slice(0, 5)) out.write(`  ${f.what}\n      ${f.stack}\n`);
   }
+  const noisy = results.filter((r) => r.nodes.findings.length > 0);
+  const sum = (f: (r: RunResult) => number) => results.reduce((a, r) => a + f(r), 0);
+  out.write(
+    `\nnode's own, after suppressions (not counted against us): ${sum((r) => r.nodes.lost.definitely)} B definitely, ` +
+      `${sum((r) => r.nodes.lost.indirectly)} B indirectly, ${sum((r) => r.nodes.lost.possibly)} B possibly lost, ` +
+      `${sum((r) => r.nodes.errors)} errors, in ${noisy.length} of ${results.length} runs${noisy.length ? ' (their stacks: --json)' : ''}\n`,
+  );
   const ok = results.every((r) => r.verdict === 'clean');
   const clean = results.filter((r) => r.verdict === 'clean').length;
   out.write(`\nleak-test: ${clean} passed, ${results.length - clean} failed (node ${version})\n`);
