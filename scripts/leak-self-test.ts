@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/native/load.js';
 import { leakTest, type RunResult, type Verdict } from '../src/leak-test/run.js';
 
@@ -144,12 +145,18 @@ const mutants: Mutant[] = [
 ];
 
 mkdirSync(mutantsDir, { recursive: true });
-const only = process.argv.slice(2).map(Number).filter(Boolean);
+// `leak-self-test.ts [--node PATH] [ID...]`: the mutants' scenarios run under that node (leak-test --node).
+const { values: options, positionals } = parseArgs({ options: { node: { type: 'string' } }, allowPositionals: true });
+const only = positionals.map(Number).filter(Boolean);
+let nodeVersion = '';
 let missed = 0;
 for (const m of mutants.filter((x) => only.length === 0 || only.includes(x.id))) {
   process.stdout.write(`\nmutant ${m.id}: ${m.bug} (${m.backend}, expect ${m.verdicts.join('/')} in ${m.scenario})\n`);
   const { env, scenarioMain } = m.build();
-  const { results } = await leakTest({ backends: [m.backend], scenarios: [m.scenario], seeds: false, jobs: 1, env, scenarioMain });
+  const { results, node } = await leakTest({
+    backends: [m.backend], scenarios: [m.scenario], seeds: false, jobs: 1, env, scenarioMain, node: options.node,
+  });
+  nodeVersion = node;
   const r: RunResult = results[0]!;
   const evidence = [r.failure ?? '', ...r.findings.map((f) => `${f.what}\n${f.stack}`)].join('\n');
   const caught = m.verdicts.includes(r.verdict) && r.scenario === m.scenario && m.evidence.test(evidence);
@@ -157,6 +164,6 @@ for (const m of mutants.filter((x) => only.length === 0 || only.includes(x.id)))
   if (!caught) missed++;
 }
 const total = only.length || mutants.length;
-process.stdout.write(`\nself-test: ${total - missed} passed, ${missed} failed\n`);
+process.stdout.write(`\nself-test: ${total - missed} passed, ${missed} failed (node ${nodeVersion})\n`);
 process.exitCode = missed ? 1 : 0;
 

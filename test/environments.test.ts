@@ -133,6 +133,39 @@ describe('worker threads', () => {
     });
   });
 
+  test.each([
+    ['cpp', 'napi_ownership_cpp delivery'],
+    ['rust', 'napi-ownership-rust delivery'],
+  ])('Risk: %s leaves a threadsafe function that Node never frees: an environment has only its own, released by its cleanup hook', (name, own) => {
+    // Since nodejs/node#55877 (Node 24.14+, 25.4+) teardown finalizes a threadsafe function whose thread count is not
+    // 0 but frees it only when the count gets there: one that nobody releases leaks (392 B per environment; the
+    // leak-test saw it in every rust scenario on Node 24 and 26). napi-rs's own "CustomGC" one (napi4+) was such a
+    // function. A threadsafe function is an async resource named by its resource name, so a fresh environment (a
+    // worker) that loads the addon shows every one that the addon's load created.
+    const r = runChild(`
+      import { Worker } from 'node:worker_threads';
+      const code = \`
+        const { parentPort } = require('node:worker_threads');
+        const { createHook } = require('node:async_hooks');
+        import(\${JSON.stringify(DIST_INDEX)}).then(({ ${name} }) => {
+          const created = [];
+          const hook = createHook({ init(id, type) { created.push(type); } }).enable();
+          ${name}.stats(); // the first call loads the .node into this environment
+          hook.disable();
+          parentPort.postMessage(created);
+        });
+      \`;
+      const created = await new Promise((resolve, reject) => {
+        const w = new Worker(code, { eval: true });
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      console.log(JSON.stringify(created));
+    `);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([own]);
+  });
+
   test('Risk: a worker terminated in the middle of native-thread delivery crashes or leaks', () => {
     const r = runChild(`
       import { Worker } from 'node:worker_threads';

@@ -137,9 +137,13 @@ function classify(block: string[], report: MemcheckReport): void {
   if (error.ours) report.ourErrors++;
 }
 
-/** The first few frames of a record, for a human. */
+/**
+ * The first few frames of a record, for a human: from two above our first frame, and the top two frames as well when
+ * that skips them (an error is where the top frame is: V8's GC found under one of our calls is not ours to fix).
+ */
 export function stackSummary(frames: string[], max = 6): string {
   const ours = frames.findIndex(isOurs);
   const start = Math.max(0, Math.min(ours === -1 ? 0 : ours - 2, frames.length - max));
-  return frames.slice(start, start + max).join('\n      ');
+  const top = start > 2 ? [...frames.slice(0, 2), `… ${start - 2} frames …`] : frames.slice(0, start);
+  return [...top, ...frames.slice(start, start + max)].join('\n      ');
 }

@@ -1228,6 +1228,9 @@ pub unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
         // Drops every registration (the wrappers in the subscription table free their boxes later, in the
         // instance-data finalizer) and joins the worker; discarded posts enqueue their Done items.
         cell.dispatcher.shutdown();
+        // Here, not in the instance-data finalizer: since nodejs/node#55877 (Node 24.14+) Node finalizes a threadsafe
+        // function at teardown under its lock and frees it only once its thread count is 0, so one never released
+        // leaks, and a release from a finalizer that Node runs inside that finalization deadlocks.
         cell.marshal.release();
     }));
 }
