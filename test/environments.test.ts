@@ -133,7 +133,9 @@ describe('worker threads', () => {
     });
   });
 
-  test.each([
+  // Seen through async_hooks, which Bun and Deno do not feed with Node-API threadsafe functions (they report none):
+  // Node's own teardown (#55877) is what this guards, so it runs where that is observable.
+  test.skipIf(runtime !== 'node').each([
     ['cpp', 'napi_ownership_cpp delivery'],
     ['rust', 'napi-ownership-rust delivery'],
   ])('Risk: %s leaves a threadsafe function that Node never frees: an environment has only its own, released by its cleanup hook', (name, own) => {
