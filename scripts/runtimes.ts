@@ -80,9 +80,6 @@ export const RUNTIMES: readonly Runtime[] = [
   },
 ];
 
-/** The newest LTS line: the one CI runs the leak suite on beside the machine's own node. */
-export const NEWEST_LTS = 'node24';
-
 export function cacheRoot(): string {
   if (process.env.NAPI_OWNERSHIP_RUNTIMES) return process.env.NAPI_OWNERSHIP_RUNTIMES;
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'napi-ownership', 'runtimes');
