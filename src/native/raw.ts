@@ -101,6 +101,14 @@ export interface RawAddon {
   stats(): RawStats;
   noop(): undefined;
   /**
+   * The library-idiom twins of the three fast-path exports (`#[napi]` functions in Rust, `Napi::Addon` instance
+   * methods in C++), with the same contract and the same table: they exist so `npm run bench` can show what each
+   * library's convenience costs beside the raw Node-API path. Not part of the public API.
+   */
+  noop_idiomatic(): undefined;
+  print_and_return_idiomatic(input: string | Uint8Array): Handle;
+  free_string_idiomatic(handle: Handle): boolean;
+  /**
    * The benchmark floor of a first view: a bare external ArrayBuffer of `length` bytes (0 to 1 MiB) and a Uint8Array
    * over it, with no ownership work. Its bytes are a static scratch shared by every such view: not for data.
    */
