@@ -9,6 +9,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['./test/support/build-dist.ts'],
+    // Every error the addons throw is checked against the one error table (src/error-table.ts).
+    setupFiles: ['./test/support/error-audit.ts'],
     // Each test file in its own child process with gc() exposed: GC-dependent tests call it in bounded loops.
     pool: 'forks',
     execArgv: ['--expose-gc', ...gcStress],

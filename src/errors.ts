@@ -1,21 +1,11 @@
 /**
  * Every error this library throws carries a stable `code`. Native code (C++ and Rust) uses the same codes and the
- * same wording, so a caller can branch on `err.code` without caring which backend threw (docs/raw-contract.md).
+ * same wording, so a caller can branch on `err.code` without caring which backend threw (docs/raw-contract.md). The codes,
+ * classes and wordings are defined once, in ./error-table.ts.
  */
-export type ErrorCode =
-  | 'ERR_INVALID_ARG_TYPE'
-  | 'ERR_INVALID_ARG_VALUE'
-  | 'ERR_INTERIOR_NUL'
-  | 'ERR_INVALID_UTF8'
-  | 'ERR_NATIVE_ALLOC'
-  | 'ERR_NATIVE_RELEASED'
-  | 'ERR_INVALID_HANDLE'
-  | 'ERR_FOREIGN_HANDLE'
-  | 'ERR_FOREIGN_ENV'
-  | 'ERR_NATIVE_ADDON_LOAD'
-  | 'ERR_NATIVE_INTERNAL'
-  | 'ERR_OUT_OF_RANGE'
-  | 'ERR_CALLBACKS_THREW';
+import type { ErrorCode } from './error-table.js';
+
+export type { ErrorCode };
 
 /** An Error (or TypeError/RangeError) with a `code`: what every napi-ownership error looks like. */
 export type CodedError<E extends Error = Error> = E & { code: ErrorCode };
