@@ -15,7 +15,13 @@ export interface RowInfo {
 
 export const ROWS: readonly RowInfo[] = [
   { key: 'call', label: 'noop native call (the floor)', js: 'a JS function call (V8 inlines it)' },
+  { key: 'call-idiom', label: 'the same no-op in the library idiom (#[napi] fn / Napi::Addon InstanceMethod)' },
   { key: 'raw-16', label: 'raw print_and_return + free_string, 16 B' },
+  { key: 'raw-16-idiom', label: 'the same round trip in the library idiom (typed arguments), 16 B' },
+  { key: 'raw-1k', label: 'raw print_and_return + free_string, 1 KiB' },
+  { key: 'raw-1k-idiom', label: 'the same round trip in the library idiom, 1 KiB' },
+  { key: 'raw-16-u8', label: 'raw print_and_return(Uint8Array) + free_string, 16 B' },
+  { key: 'raw-16-u8-idiom', label: 'the same with a Uint8Array in the library idiom, 16 B' },
   { key: 'public-16', label: 'printAndReturn + free(), 16 B', js: 'Buffer.from(s), 16 B (a GC-owned copy)' },
   { key: 'public-1k', label: 'printAndReturn + free(), 1 KiB', js: 'Buffer.from(s), 1 KiB' },
   { key: 'public-1m', label: 'printAndReturn + free(), 1 MiB', js: 'Buffer.from(s), 1 MiB' },

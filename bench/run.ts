@@ -256,6 +256,29 @@ for (const name of ['cpp', 'rust'] as const) {
 for (const r of table) {
   if (r.cpp && r.rust) target(`rust vs cpp: ${r.label}`, r.rust, r.cpp, 1.5, true);
 }
+
+// What each library's idiom costs over the fenced raw path: shown, not a target (the raw path exists because of it).
+{
+  const pairs: [string, string, string][] = [
+    ['no-op call', 'call-idiom', 'call'],
+    ['round trip 16 B (string)', 'raw-16-idiom', 'raw-16'],
+    ['round trip 1 KiB (string)', 'raw-1k-idiom', 'raw-1k'],
+    ['round trip 16 B (Uint8Array)', 'raw-16-u8-idiom', 'raw-16-u8'],
+  ];
+  const lines = pairs.flatMap(([what, idiom, rawKey]) =>
+    (['cpp', 'rust'] as const).flatMap((name) => {
+      const a = figure(name, idiom);
+      const b = figure(name, rawKey);
+      if (!a || !b) return [];
+      const lib = name === 'cpp' ? 'node-addon-api' : 'napi-rs';
+      return [`  ${name}  ${what.padEnd(28)} ${lib.padEnd(14)} ${ns(a.ns).padStart(8)} ns  raw ${ns(b.ns).padStart(8)} ns  ${times(a.ns / b.ns)}  (+${ns(a.ns - b.ns)} ns)`];
+    }),
+  );
+  if (lines.length) {
+    console.log('\nwhat each library idiom costs over the raw Node-API fast path (same contract, same table):');
+    for (const l of lines) console.log(l);
+  }
+}
 console.log('\ntargets (ratios of this run; in brackets the lowest and highest round):');
 const tw = Math.max(...targets.map((t) => t.what.length));
 for (const t of targets) {

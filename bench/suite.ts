@@ -154,6 +154,20 @@ function addBackend(b: Backend): void {
   explicit('public-1m', 4, loop(4, { b, s1m }, 'b.printAndReturn(s1m).free()'));
   explicit('call', BATCH, loop(BATCH, { raw }, 'raw.noop()'));
   explicit('raw-16', BATCH, loop(BATCH, { raw, s16 }, 'raw.free_string(raw.print_and_return(s16))'));
+  explicit('raw-1k', BATCH, loop(BATCH, { raw, s1k }, 'raw.free_string(raw.print_and_return(s1k))'));
+  explicit('raw-16-u8', BATCH, loop(BATCH, { raw, u16 }, 'raw.free_string(raw.print_and_return(u16))'));
+  // The fast path's twins written in each library's own idiom (docs/raw-contract.md): the same contract and table,
+  // so the difference is what the library's argument conversion, wrapper and scopes cost per call.
+  if (typeof raw.noop_idiomatic === 'function') {
+    explicit('call-idiom', BATCH, loop(BATCH, { raw }, 'raw.noop_idiomatic()'));
+    explicit('raw-16-idiom', BATCH, loop(BATCH, { raw, s16 }, 'raw.free_string_idiomatic(raw.print_and_return_idiomatic(s16))'));
+    explicit('raw-1k-idiom', BATCH, loop(BATCH, { raw, s1k }, 'raw.free_string_idiomatic(raw.print_and_return_idiomatic(s1k))'));
+    explicit('raw-16-u8-idiom', BATCH, loop(BATCH, { raw, u16 }, 'raw.free_string_idiomatic(raw.print_and_return_idiomatic(u16))'));
+  } else {
+    for (const key of ['call-idiom', 'raw-16-idiom', 'raw-1k-idiom', 'raw-16-u8-idiom']) {
+      skipped.push({ key, why: `${b.name}: this build has no idiomatic twins (noop_idiomatic, …)` });
+    }
+  }
   explicit('public-16', BATCH, loop(BATCH, { b, s16 }, 'b.printAndReturn(s16).free()'));
   explicit('public-1k', BATCH, loop(BATCH, { b, s1k }, 'b.printAndReturn(s1k).free()'));
   explicit('raw-16-job', 64, loopPerJob(64, { raw, s16 }, 'raw.free_string(raw.print_and_return(s16))'));
