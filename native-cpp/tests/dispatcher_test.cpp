@@ -202,6 +202,80 @@ void test_cancel_semantics() {
   dispatcher_free(w.d);
 }
 
+// Cancel leaves tombstones that a later cancel or registration compacts (O(1) cancel): whatever the order of the
+// cancels and however many compactions ran, delivery keeps registration order, a cancelled one is never called, a
+// wrong dest still refuses, and a new registration comes last.
+void test_tombstones_keep_order_across_compactions() {
+  World w;
+  w.d = dispatcher_new();
+  constexpr int kN = 200;
+  std::vector<std::unique_ptr<Box>> boxes;
+  for (int i = 0; i < kN; ++i) boxes.push_back(add(w, "a", ("a" + std::to_string(i)).c_str()));
+  auto b0 = add(w, "b", "b0");
+
+  // Oldest first, 150 of them (several compactions), checking a wrong dest on the way.
+  for (int i = 0; i < 150; ++i) {
+    CHECK(dispatcher_cancel(w.d, "b", boxes[i]->ctx) == -1);
+    CHECK(dispatcher_cancel(w.d, "a", boxes[i]->ctx) == 0);
+    CHECK(dispatcher_cancel(w.d, "a", boxes[i]->ctx) == -1);
+    boxes[i].reset();
+  }
+  CHECK(dispatcher_live(w.d) == kN - 150 + 1);
+  // Newest first, 30 more; every other one of the rest is cancelled from the middle.
+  for (int i = kN - 1; i >= kN - 30; --i) {
+    CHECK(dispatcher_cancel(w.d, "a", boxes[i]->ctx) == 0);
+    boxes[i].reset();
+  }
+  for (int i = 150; i < kN - 30; i += 2) {
+    CHECK(dispatcher_cancel(w.d, "a", boxes[i]->ctx) == 0);
+    boxes[i].reset();
+  }
+  auto late = add(w, "a", "late");
+  std::string expected;
+  int live = 0;
+  for (int i = 151; i < kN - 30; i += 2, ++live) expected += (expected.empty() ? "" : " ") + ("a" + std::to_string(i) + ":a:m");
+  expected += " late:a:m";
+  CHECK(dispatcher_send(w.d, "a", "m") == live + 1);
+  CHECK_LOG(w, expected);
+  CHECK(dispatcher_send(w.d, "b", "m") == 1);
+  CHECK_LOG(w, "b0:b:m");
+  dispatcher_free(w.d);
+}
+
+// A callback cancels most of its own dest during a send, which compacts the bucket under the send: the send still
+// skips every cancelled one, delivers the rest in order, and leaves one registered meanwhile for the next message.
+void cancel_many_then_register(Box& box, const char*) {
+  World& w = *box.world;
+  std::vector<std::unique_ptr<Box>>& rest = *reinterpret_cast<std::vector<std::unique_ptr<Box>>*>(box.other);
+  for (std::size_t i = 0; i + 1 < rest.size(); ++i) {
+    if (rest[i] && i % 10 != 9) {
+      CHECK(dispatcher_cancel(w.d, "a", rest[i]->ctx) == 0);
+      rest[i].reset();  // the caller frees the box once cancel returned 0, during the send
+    }
+  }
+  rest.back() = add(w, "a", "new");
+}
+
+void test_compaction_during_send() {
+  World w;
+  w.d = dispatcher_new();
+  auto first = add(w, "a", "first", cancel_many_then_register);
+  std::vector<std::unique_ptr<Box>> rest;
+  for (int i = 0; i < 100; ++i) rest.push_back(add(w, "a", ("r" + std::to_string(i)).c_str()));
+  rest.push_back(nullptr);  // where the callback registers "new"
+  first->other = reinterpret_cast<Box*>(&rest);
+  std::string expected = "first:a:1";
+  for (int i = 9; i < 100; i += 10) expected += " r" + std::to_string(i) + ":a:1";
+  CHECK(dispatcher_send(w.d, "a", "1") == 11);
+  CHECK_LOG(w, expected);
+  first->action = nullptr;
+  expected = "first:a:2";
+  for (int i = 9; i < 100; i += 10) expected += " r" + std::to_string(i) + ":a:2";
+  CHECK(dispatcher_send(w.d, "a", "2") == 12);
+  CHECK_LOG(w, expected + " new:a:2");
+  dispatcher_free(w.d);
+}
+
 // ---- re-entrancy ---------------------------------------------------------------------------------------------------
 
 void cancel_self(Box& box, const char*) {
@@ -1031,6 +1105,8 @@ int main() {
   test_null_arguments();
   test_delivery_order_and_counts();
   test_cancel_semantics();
+  test_tombstones_keep_order_across_compactions();
+  test_compaction_during_send();
   test_reentrant_self_cancel();
   test_reentrant_cancel_other();
   test_register_during_send();
