@@ -252,6 +252,8 @@ for (const name of ['cpp', 'rust'] as const) {
   target(`${name}: view() 1 MiB / view() 16 B, first view (creates the buffer)`, f('view-first-1m'), f('view-first-16'), 1.5);
   target(`${name}: view() 1 MiB / view() 16 B, again (cached)`, f('view-1m'), f('view-16'), 2);
   target(`${name}: send() to 1 handler / noop call`, f('send-1'), f('call'), 20);
+  target(`${name}: cancel() among 100,000 / among 10, oldest first`, f('cancel-100k-oldest'), f('cancel-10-oldest'), 1.5);
+  target(`${name}: cancel() among 100,000 / among 10, newest first`, f('cancel-100k-newest'), f('cancel-10-newest'), 1.5);
 }
 for (const r of table) {
   if (r.cpp && r.rust) target(`rust vs cpp: ${r.label}`, r.rust, r.cpp, 1.5, true);

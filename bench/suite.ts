@@ -42,7 +42,8 @@ if (!gc) throw new Error('run with node --expose-gc (bench/run.ts does)');
 // At least 16 samples a task: the tasks with untimed setup (first view, crowd) spend most of their budget on it.
 const bench = new Bench({ time: flag('time', 200), warmupTime: flag('warmup', 50), iterations: 16, warmupIterations: 8 });
 const BATCH = 256;
-const CROWD = 10_000;
+/** The scale rows' sizes: N live strings, or registrations on one dest. */
+const SCALES = [['10', 10], ['1k', 1_000], ['100k', 100_000]] as const;
 
 const s16 = 'sixteen bytes ok';
 const s1k = 'k'.repeat(1024);
@@ -288,25 +289,65 @@ function addBackend(b: Backend): void {
   });
   explicit('churn-raw', BATCH, loop(BATCH, { raw, callback }, `raw.cancel(raw.handler('churn', callback))`));
   explicit('churn', BATCH, loop(BATCH, { b, callback }, `b.handler('churn', callback).cancel()`));
-  // Cancel with many registrations on one dest (10,000, made untimed), oldest first and newest first: what a
-  // fallback sweep of dropped subscriptions, or a topic's subscribers leaving in order, costs per cancel.
-  const crowd = (key: string, order: 'oldest' | 'newest') =>
-    explicit(
-      key,
-      CROWD,
-      compile({ b, callback, now }, `
-        const subs = new Array(${CROWD});
-        return function task() {
-          const start = now();
-          for (let i = 0; i < ${CROWD}; i++) subs[i] = b.handler('crowd', callback);
-          const t0 = now();
-          ${order === 'oldest' ? `for (let i = 0; i < ${CROWD}; i++) subs[i].cancel();` : `for (let i = ${CROWD} - 1; i >= 0; i--) subs[i].cancel();`}
-          const t1 = now();
-          return { overriddenDuration: t1 - t0, overriddenIterationCost: now() - start };
-        };`),
-    );
-  crowd('cancel-crowd-oldest', 'oldest');
-  crowd('cancel-crowd-newest', 'newest');
+  // Scale rows: each operation at N = 10, 1,000 and 100,000 on one dest (or in the table), so the table shows whether a
+  // cost grows with the work. Cancel drains a crowd of N made untimed, oldest first and newest first (what a fallback
+  // sweep of dropped subscriptions, or a topic's subscribers leaving in order, costs per cancel); a small N is
+  // repeated (10,000 cancels a sample) so two clock readings per crowd stay under 2 % of it.
+  for (const [tag, n] of SCALES) {
+    const crowds = Math.max(1, Math.floor(10_000 / n));
+    for (const order of ['oldest', 'newest'] as const) {
+      explicit(
+        `cancel-${tag}-${order}`,
+        n * crowds,
+        compile({ b, callback, now }, `
+          const subs = new Array(${n});
+          return function task() {
+            const start = now();
+            let timed = 0;
+            for (let c = 0; c < ${crowds}; c++) {
+              for (let i = 0; i < ${n}; i++) subs[i] = b.handler('crowd', callback);
+              const t0 = now();
+              ${order === 'oldest' ? `for (let i = 0; i < ${n}; i++) subs[i].cancel();` : `for (let i = ${n} - 1; i >= 0; i--) subs[i].cancel();`}
+              timed += now() - t0;
+            }
+            return { overriddenDuration: timed, overriddenIterationCost: now() - start };
+          };`),
+      );
+    }
+    // The explicit round trip with N other strings live in this environment's table (made before, freed after).
+    const held: { free(): unknown }[] = [];
+    let baseline = 0;
+    const holding = () => {
+      while (held.length < n) held.push(b.printAndReturn(s16));
+      baseline = b.stats().strings.live;
+    };
+    const stillHeld = () => {
+      const live = b.stats().strings.live;
+      if (live !== baseline) throw new Error(`${b.name} public-16-live-${tag}: ${live - baseline} strings left live`);
+      return `${held.length} other strings live throughout`;
+    };
+    add(`public-16-live-${tag}`, BATCH, loop(BATCH, { b, s16 }, 'b.printAndReturn(s16).free()'), {
+      before: holding,
+      after: stillHeld,
+    });
+    cleanup.push(() => {
+      for (const str of held.splice(0)) str.free();
+    });
+    // send() to N handlers on one dest, per handler called: whether delivery cost per callback grows with the crowd.
+    const dest = `fanout-${tag}`;
+    const sends = Math.max(1, Math.floor(10_000 / n));
+    const fanout: { cancel(): unknown }[] = [];
+    add(`send-per-handler-${tag}`, n * sends, loop(sends, { b, dest, tally }, `tally.returned += b.send(dest, 'hello')`), {
+      before() {
+        while (fanout.length < n) fanout.push(b.handler(dest, callback));
+        reset();
+      },
+      after: deliveries(n),
+    });
+    cleanup.push(() => {
+      for (const sub of fanout.splice(0)) sub.cancel();
+    });
+  }
 
   // Native-thread delivery (issue 4), measured once both the public method and the built addon have it.
   const has = (name: string) => typeof (b as unknown as Record<string, unknown>)[name] === 'function';
@@ -412,6 +453,13 @@ function addPlainJs(): void {
   add('send-1', BATCH, loop(BATCH, { ee }, `ee.emit('bench-1', 'hello')`));
   add('send-10', BATCH, loop(BATCH, { ee }, `ee.emit('bench-10', 'hello')`));
   add('churn', BATCH, loop(BATCH, { ee, callback }, `ee.on('churn', callback); ee.off('churn', callback)`));
+  for (const [tag, n] of SCALES) {
+    const dest = `fanout-${tag}`;
+    ee.setMaxListeners(0);
+    for (let i = 0; i < n; i++) ee.on(dest, callback);
+    const sends = Math.max(1, Math.floor(10_000 / n));
+    add(`send-per-handler-${tag}`, n * sends, loop(sends, { ee, dest }, `ee.emit(dest, 'hello')`));
+  }
 }
 
 /** Both backends through the same call sites, as in a program that uses both. */
