@@ -1,7 +1,7 @@
 /**
  * `npm run bench:memory`: does memory stay flat? RSS and the ledger over time, for each way of letting go.
  *
- *   npm run bench:memory              1,000,000 string cycles and 400,000 subscription cycles per way and backend
+ *   npm run bench:memory              1,000,000 string cycles and 2,000,000 subscription cycles per way and backend
  *   npm run bench:memory -- --quick   a tenth of that, for a smoke test (charts go to the temp directory, not docs/)
  *
  * Strings (1 KiB each): explicit free · fallback only (dropped; the FinalizationRegistry releases them after GC) ·
@@ -10,7 +10,8 @@
  * inherits another's heap. Writes bench/memory-results.json, docs/memory.svg and docs/memory-subscriptions.svg.
  *
  * Targets (reported, not asserted): explicit free grows RSS by ≤ 10 MiB over 1M cycles; fallback only peaks at
- * ≤ 256 MiB RSS.
+ * ≤ 256 MiB RSS. Subscriptions dropped (handler + drop, the registry cancels them): peak RSS over the first million
+ * ≤ 256 MiB, the second million adds ≤ 10 % to that peak, and a drop cycle costs ≤ 3× a cancel cycle.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,8 @@ import { COLORS, renderChart, type Series } from './svg.js';
 
 const quick = process.argv.includes('--quick');
 const STRING_CYCLES = quick ? 100_000 : 1_000_000;
-const SUB_CYCLES = quick ? 40_000 : 400_000;
+// Subscriptions: two million cycles, so the targets can compare the second million with the first.
+const SUB_CYCLES = quick ? 200_000 : 2_000_000;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const childFile = fileURLToPath(new URL('./memory-child.ts', import.meta.url));
 const backends = ['cpp', 'rust'] as const;
@@ -128,10 +130,41 @@ const targets = backends.flatMap((b) => {
   return [
     { what: `${b}: explicit free, RSS growth over ${count(explicit.ran)} cycles`, value: explicit.growthMiB, limit: 10 },
     { what: `${b}: fallback only, peak RSS`, value: fallback.peakMiB, limit: 256 },
-  ].map((t) => ({ ...t, met: t.value <= t.limit }));
+  ].map((t) => ({ ...t, met: t.value <= t.limit, unit: 'MiB' }));
 });
+// Dropped subscriptions, against the first half of the run and against cancelling.
+for (const b of backends) {
+  const drop = runs.find((r) => r.kind === 'subscriptions' && r.way === 'drop' && r.backend === b)!;
+  const cancel = find('subscriptions', 'cancel', b);
+  const half = drop.cycles / 2;
+  const peak = (from: number, to: number) =>
+    Math.max(...drop.samples.filter((x) => x.cycle > from && x.cycle <= to).map((x) => x.rssMiB));
+  const first = peak(0, half);
+  const second = peak(half, drop.cycles);
+  const d = find('subscriptions', 'drop', b);
+  targets.push(
+    { what: `${b}: handler + drop, peak RSS over the first ${count(half)} cycles`, value: first, limit: 256, met: first <= 256, unit: 'MiB' },
+    {
+      what: `${b}: handler + drop, the second ${count(half)} over the first (peak RSS)`,
+      value: second / first,
+      limit: 1.1,
+      met: second / first <= 1.1,
+      unit: '×',
+    },
+    {
+      what: `${b}: a handler + drop cycle over a handler + cancel cycle (time)`,
+      value: d.seconds / d.ran / (cancel.seconds / cancel.ran),
+      limit: 3,
+      met: d.seconds / d.ran <= 3 * (cancel.seconds / cancel.ran),
+      unit: '×',
+    },
+  );
+}
 console.log('\ntargets (reported, not asserted):');
-for (const t of targets) console.log(`  ${t.met ? 'met ' : 'MISS'}  ${t.what}: ${mib(t.value)} (≤ ${t.limit} MiB)`);
+for (const t of targets) {
+  const value = t.unit === 'MiB' ? mib(t.value) : `${t.value.toFixed(2)}×`;
+  console.log(`  ${t.met ? 'met ' : 'MISS'}  ${t.what}: ${value} (≤ ${t.limit}${t.unit === 'MiB' ? ' MiB' : '×'})`);
+}
 for (const b of backends) {
   const f = find('strings', 'fallback', b);
   const d = find('subscriptions', 'drop', b);
