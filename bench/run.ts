@@ -23,6 +23,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ROWS, type Measured, type Suite, type SuiteResult } from './rows.js';
+import { COLORS, renderChart, type Series } from './svg.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -252,8 +253,10 @@ for (const name of ['cpp', 'rust'] as const) {
   target(`${name}: view() 1 MiB / view() 16 B, first view (creates the buffer)`, f('view-first-1m'), f('view-first-16'), 1.5);
   target(`${name}: view() 1 MiB / view() 16 B, again (cached)`, f('view-1m'), f('view-16'), 2);
   target(`${name}: send() to 1 handler / noop call`, f('send-1'), f('call'), 20);
-  target(`${name}: cancel() among 100,000 / among 10, oldest first`, f('cancel-100k-oldest'), f('cancel-10-oldest'), 1.5);
-  target(`${name}: cancel() among 100,000 / among 10, newest first`, f('cancel-100k-newest'), f('cancel-10-newest'), 1.5);
+  // O(1) cancel (issue 12) is the dispatcher core's and the binding's: the raw path. The public rows add the
+  // FinalizationRegistry's unregister and the JS objects, whose cache misses grow with the working set (shown).
+  target(`${name}: raw cancel among 100,000 / among 10, oldest first`, f('cancel-raw-100k-oldest'), f('cancel-raw-10-oldest'), 1.5);
+  target(`${name}: raw cancel among 100,000 / among 10, newest first`, f('cancel-raw-100k-newest'), f('cancel-raw-10-newest'), 1.5);
 }
 for (const r of table) {
   if (r.cpp && r.rust) target(`rust vs cpp: ${r.label}`, r.rust, r.cpp, 1.5, true);
@@ -311,3 +314,63 @@ writeFileSync(
   ),
 );
 console.log('\nwrote bench/results.json');
+
+// ---- the scale chart: cost against N (log scale), each backend, beside plain JS where it has an equivalent ---------
+{
+  const SCALE_TAGS = [['10', 1], ['1k', 3], ['100k', 5]] as const;
+  const line = (label: string, suite: Suite, key: (tag: string) => string, color: string, dash?: string): Series[] => {
+    const points = SCALE_TAGS.flatMap(([tag, x]) => {
+      const f = figure(suite, key(tag));
+      return f ? [[x, f.ns] as const] : [];
+    });
+    if (points.length === 0) return [];
+    const last = points[points.length - 1]![1];
+    return [{ label, detail: `${ns(points[0]![1])} ns at 10, ${ns(last)} ns at 100,000`, color, ...(dash ? { dash } : {}), points }];
+  };
+  const both = (what: string, key: (tag: string) => string, cppColor: string, rustColor: string): Series[] => [
+    ...line(`cpp: ${what}`, 'cpp', key, cppColor),
+    ...line(`rust: ${what}`, 'rust', key, rustColor, '7 4'),
+  ];
+  const svg = renderChart({
+    title: 'Cost against the work: each operation at N = 10, 1,000 and 100,000',
+    subtitle: [
+      'ns per operation (median of the rounds), N on a log scale: a flat line is a cost that does not grow with the work.',
+      `node ${process.version}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, ${rounds} round(s); npm run bench`,
+    ],
+    xLabel: 'N (registrations on the dest, or other strings live)',
+    xMax: 5,
+    xFormat: (v) => (v === 0 ? '1' : (10 ** v).toLocaleString('en-US')),
+    panels: [
+      {
+        title: 'cancel() among N registrations on one dest (draining it)',
+        yLabel: 'ns per cancel',
+        height: 200,
+        series: [
+          ...both('raw, oldest first', (t) => `cancel-raw-${t}-oldest`, COLORS.sky, COLORS.blue),
+          ...both('raw, newest first', (t) => `cancel-raw-${t}-newest`, COLORS.purple, COLORS.purple),
+          ...both('public, oldest first', (t) => `cancel-${t}-oldest`, COLORS.orange, COLORS.darkOrange),
+          ...both('public, newest first', (t) => `cancel-${t}-newest`, COLORS.vermillion, COLORS.darkVermillion),
+        ],
+      },
+      {
+        title: 'send() to N handlers on one dest, per handler called',
+        yLabel: 'ns per handler',
+        height: 170,
+        series: [
+          ...both('send()', (t) => `send-per-handler-${t}`, COLORS.green, COLORS.green),
+          ...line('plain JS: EventEmitter emit', 'js', (t) => `send-per-handler-${t}`, COLORS.grey),
+        ],
+      },
+      {
+        title: 'printAndReturn + free() 16 B with N other strings live',
+        yLabel: 'ns per round trip',
+        height: 170,
+        series: both('round trip', (t) => `public-16-live-${t}`, COLORS.vermillion, COLORS.darkVermillion),
+      },
+    ],
+  });
+  // A quick run is a smoke test: its chart goes to the temp directory, so docs/ only ever shows a full run.
+  const dir = quick ? mkdtempSync(join(tmpdir(), 'napi-ownership-scale-')) : fileURLToPath(new URL('../docs/', import.meta.url));
+  writeFileSync(join(dir, 'scale.svg'), svg);
+  console.log(`wrote ${join(dir, 'scale.svg')}`);
+}
