@@ -44,6 +44,19 @@ char* cpp_print_and_return(const char* input) NAPI_OWNERSHIP_CPP_NOEXCEPT;
 char* cpp_print_and_return_len(const char* bytes, size_t len, int32_t* status,
                                size_t* offset) NAPI_OWNERSHIP_CPP_NOEXCEPT;
 
+/*
+ * The same copy in two steps, for a caller that writes the bytes itself (the addon converts a JS string straight into
+ * the core's memory: no scratch buffer and no second copy of a large string).
+ * cpp_string_alloc(): fresh, uninitialised memory for `len` bytes plus the terminator, owned by the caller; NULL if
+ * `len` + 1 overflows or the allocation fails. Fill it, then hand it to cpp_string_seal(), or to cpp_free_string()
+ * to give up.
+ * cpp_string_seal(): terminates `buf` after the `len` bytes the caller wrote and checks them exactly as
+ * cpp_print_and_return_len() checks its copy. Returns `buf`, now a string like any other of this core's (freed by
+ * cpp_free_string()); or NULL, and then `buf` has already been freed and `*status` / `*offset` say why.
+ */
+char* cpp_string_alloc(size_t len) NAPI_OWNERSHIP_CPP_NOEXCEPT;
+char* cpp_string_seal(char* buf, size_t len, int32_t* status, size_t* offset) NAPI_OWNERSHIP_CPP_NOEXCEPT;
+
 /* Releases a string returned by this core; ownership ends here. NULL is a no-op. */
 void cpp_free_string(char* s) NAPI_OWNERSHIP_CPP_NOEXCEPT;
 
