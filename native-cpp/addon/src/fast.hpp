@@ -1,8 +1,7 @@
 // THE FENCE: the only file pair (fast.hpp, fast.cpp) of the C++ addon that makes raw napi_* calls. Everything else is
 // written on node-addon-api's types (Napi::Addon, Napi::Reference, Napi::TypedThreadSafeFunction, ...).
 //
-// What is here, and why (numbers: Node 20.20, this machine, `node scripts/measure-fast-path.ts`, ns per call, median
-// of 5 runs of 2M calls; see the table in fast.cpp's header):
+// What is here, and why (the measured cost is in fast.cpp's header):
 // 1. The exports `print_and_return`, `free_string` and `noop`: plain napi_callback functions made with
 //    napi_create_function, whose `data` is this environment's AddonState (so they need no instance-data lookup), and
 //    exported by the Addon as InstanceValues. Their twins `print_and_return_idiomatic`, `free_string_idiomatic` and
