@@ -9,12 +9,12 @@
 // 2. Utf8Arg: a JS string as UTF-8 in a stack buffer (no allocation up to 256 bytes), for print_and_return and the
 //    dispatcher's dest/message arguments (send, post are hot too). Napi::String::Utf8Value() builds a std::string:
 //    two conversions (measure, then copy) and a heap allocation past 15 bytes.
-// 3. call_collecting / throw_value / is_error: calling a JS function and carrying what it threw back AS IS, and throwing a value
-//    as is. node-addon-api has no non-throwing call when C++ exceptions are on: a throw becomes a Napi::Error, whose
-//    constructor makes a reference (or, for a primitive, a wrapper object) and whose Value() probes the thrown value
-//    with napi_has_property (a thrown Proxy's `has` trap would run, inside our error path); and Error::New cannot
-//    tell "the callback threw" from "JS can no longer run" (a terminating worker): it makes up an Error for the
-//    latter, which we must not hand to anyone.
+// 3. call_collecting / throw_value / is_error: calling a JS function and carrying what it threw back AS IS, and
+//    throwing a value as is. node-addon-api has no non-throwing call when C++ exceptions are on: a throw becomes a
+//    Napi::Error, whose constructor makes a reference (or, for a primitive, a wrapper object) and whose Value()
+//    probes the thrown value with napi_has_property (a thrown Proxy's `has` trap would run, inside our error path);
+//    and Error::New cannot tell "the callback threw" from "JS can no longer run" (a terminating worker): it makes up
+//    an Error for the latter, which we must not hand to anyone. is_error: node-addon-api has no napi_is_error.
 #pragma once
 
 #include <napi.h>

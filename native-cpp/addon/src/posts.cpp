@@ -402,9 +402,9 @@ void teardown_delivery(AddonState* arg) {
   // 3. Nothing else can queue now. Abort (a release with napi_tsfn_abort: the thread count goes to 0 and no queued
   // item may reach JS during cleanup); Node hands each queued item to call_js with env == nullptr when it deletes the
   // threadsafe function, right after this hook.
-  // Here, not in finalize_state: since nodejs/node#55877 (Node 24.14+) Node finalizes a threadsafe function at teardown
-  // under its lock and frees it only once its thread count is 0; one never released leaks, and a release from a
-  // finalizer run inside that finalization deadlocks.
+  // Here, not in ~Addon (the instance-data finalizer): since nodejs/node#55877 (Node 24.14+) Node finalizes a
+  // threadsafe function at teardown under its lock and frees it only once its thread count is 0; one never released
+  // leaks, and a release from a finalizer run inside that finalization deadlocks.
   state.tsfn_closed.store(true, std::memory_order_release);
   (void)state.tsfn.Abort();
 }

@@ -94,16 +94,17 @@ Napi::Uint8Array copy_view(Napi::Env env, AddonState& state, StringKey key) {
 }
 
 constexpr std::uint32_t kFloorBytes = 1u << 20;
-unsigned char g_floor_scratch[kFloorBytes];
+#ifndef NAPI_OWNERSHIP_COPY_VIEWS
+unsigned char g_floor_scratch[kFloorBytes];  // noop_view's bytes: zero, for the process's lifetime, owned by nobody
+#endif
 
 }  // namespace
 
 Napi::Value store_string(Napi::Env env, AddonState& state, const char* bytes, std::size_t length, InputKind kind) {
   if (trace_enabled()) {
+    const char* const how = kind == InputKind::kString ? "UTF-8 copy of a JS string" : "Uint8Array read in place";
     char suffix[64];
-    std::snprintf(suffix, sizeof suffix,
-                  kind == InputKind::kString ? " (%zu B, UTF-8 copy of a JS string)" : " (%zu B, Uint8Array read in place)",
-                  length);
+    std::snprintf(suffix, sizeof suffix, " (%zu B, %s)", length, how);
     trace_address("JS input", bytes, suffix);
   }
   std::int32_t status = CPP_CORE_STATUS_OK;

@@ -75,8 +75,9 @@ void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
 // globalThis.AggregateError that sends, registers or shuts down): by then the frame is off the send stack, so no
 // trampoline writes to it, and callbacks_threw has read it before that JS runs.
 void throw_collected(Napi::Env env, const SendFrame& frame, const Utf8Arg& dest) {
-  const Napi::Value error = errors::callbacks_threw(env, frame.errors.data(), frame.errors.size(),
-                                                    frame.errors.size() + frame.unrecorded, dest.c_str(), dest.length());
+  const std::size_t count = frame.errors.size() + frame.unrecorded;
+  const Napi::Value error =
+      errors::callbacks_threw(env, frame.errors.data(), frame.errors.size(), count, dest.c_str(), dest.length());
   fast::throw_value(env, error);  // the value itself, not wrapped in a Napi::Error (see fast.hpp)
 }
 
