@@ -29,14 +29,14 @@ function cppCodes(): string {
     '// its class and its wording; test/error-table.test.ts checks this file against it.',
     '#pragma once',
     '',
-    'namespace napi_ownership::error_codes {',
+    'namespace napi_ownership::errors {',
     '',
   ];
   for (const row of native()) {
     lines.push(`// ${row.class}: ${row.message}`);
     lines.push(`inline constexpr char ${cppName(row.code)}[] = "${row.code}";`);
   }
-  lines.push('', '}  // namespace napi_ownership::error_codes', '');
+  lines.push('', '}  // namespace napi_ownership::errors', '');
   return lines.join('\n');
 }
 

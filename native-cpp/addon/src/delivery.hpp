@@ -72,7 +72,7 @@ void free_item(Item* item) noexcept;
 // The CallJs of the threadsafe function (posts.cpp). env == nullptr: teardown; only deletes the item.
 void call_js(Napi::Env env, Napi::Function unused, AddonState* state, Item* item);
 
-// One per environment: created with the addon state, aborted by its teardown hook, deleted by Node.
+// One per environment: created by the Addon, released (abort) by its teardown hook, deleted by Node once released.
 using DeliveryTsfn = Napi::TypedThreadSafeFunction<AddonState, Item, call_js>;
 
 // What the worker's trampolines collected for the message being delivered. Only the worker thread touches it (the
@@ -82,18 +82,19 @@ struct WorkerBatch {
   std::vector<std::uint64_t> handles;
 };
 
-// A promise the addon will settle: its resolve and reject functions, by strong references. Not a napi_deferred: one
-// that is never concluded (an environment torn down with a post pending) leaks Node's handle, and concluding needs JS.
-// References can be deleted at teardown. Deleted by settle() or by the instance-data finalizer (no destructor: it is
-// moved around inside a map, and deleting needs the env).
+// A promise the addon will settle: its resolve and reject functions, by strong references (Napi::FunctionReference).
+// Not a Napi::Promise::Deferred: napi_create_promise allocates a persistent that only concluding frees, so a deferred
+// never concluded (an environment torn down with a post pending) leaks it, and concluding needs JS. A reference is
+// simply deleted. Every reference here is deleted by its destructor: when settle drops the promise, or with the map in
+// ~Addon (the instance-data finalizer, env still valid, no JS runs).
 struct PendingPromise {
-  napi_ref resolve = nullptr;
-  napi_ref reject = nullptr;
+  Napi::FunctionReference resolve;
+  Napi::FunctionReference reject;
   std::string dest;  // for the AggregateError of a post whose callbacks threw
   // A producer's `done` only: what the callbacks of its messages threw, reported in one process warning when `done`
-  // resolves. The first kProducerErrorsKept values by strong references (deleted with resolve/reject, so on every path
-  // that drops this promise, teardown included); all of them counted.
-  std::vector<napi_ref> thrown;
+  // resolves. The first kProducerErrorsKept values by strong references (deleted with the promise, so on every path
+  // that drops it, teardown included); all of them counted.
+  std::vector<Napi::Reference<Napi::Value>> thrown;
   std::size_t thrown_count = 0;
 };
 

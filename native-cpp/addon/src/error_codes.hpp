@@ -2,7 +2,7 @@
 // its class and its wording; test/error-table.test.ts checks this file against it.
 #pragma once
 
-namespace napi_ownership::error_codes {
+namespace napi_ownership::errors {
 
 // TypeError: Expected <what> for <name> but received <got>
 inline constexpr char kErrInvalidArgType[] = "ERR_INVALID_ARG_TYPE";
@@ -29,4 +29,4 @@ inline constexpr char kErrCallbacksThrew[] = "ERR_CALLBACKS_THREW";
 // Error: internal error in the <backend> backend: <what>
 inline constexpr char kErrNativeInternal[] = "ERR_NATIVE_INTERNAL";
 
-}  // namespace napi_ownership::error_codes
+}  // namespace napi_ownership::errors

@@ -3,54 +3,28 @@
 #include <string>
 #include <vector>
 
+#include "error_codes.hpp"
+
 namespace napi_ownership::errors {
 
-namespace {
-
-void check(napi_env env, napi_status status) {
-  if (status != napi_ok) throw Napi::Error::New(env);  // picks up the pending exception or the last error
+Napi::Error coded(Napi::Env env, Class cls, const char* code, const std::string& message) {
+  // Made without a code: napi_create_*_error would assign it with [[Set]], running a `code` setter on
+  // Object.prototype or Error.prototype (JS, in the middle of whatever export is failing). Defined below instead, as
+  // Node's own errors carry it: an own, writable, enumerable, configurable data property.
+  Napi::Error error = cls == Class::kTypeError    ? Napi::TypeError::New(env, message)
+                      : cls == Class::kRangeError ? Napi::RangeError::New(env, message)
+                                                  : Napi::Error::New(env, message);
+  error.Value().DefineProperty(
+      Napi::PropertyDescriptor::Value("code", Napi::String::New(env, code), napi_default_jsproperty));
+  return error;
 }
 
-// Defines `properties` on `object` as own data properties (napi_define_properties, never [[Set]]): a setter of the
-// same name on a prototype (Object.prototype.code, Array.prototype[0]) does not run, so defining them runs no JS.
-void define(napi_env env, napi_value object, const napi_property_descriptor* properties, std::size_t count) {
-  check(env, napi_define_properties(env, object, count, properties));
+void throw_coded(Napi::Env env, Class cls, const char* code, const std::string& message) {
+  throw coded(env, cls, code, message);
 }
 
-napi_property_descriptor data_property(const char* name, napi_value value, napi_property_attributes attributes) {
-  return {name, nullptr, nullptr, nullptr, nullptr, value, attributes, nullptr};
-}
-
-}  // namespace
-
-void throw_coded(napi_env env, Class cls, const char* code, const std::string& message) {
-  napi_value code_value, message_value, error;
-  check(env, napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value));
-  check(env, napi_create_string_utf8(env, message.data(), message.size(), &message_value));
-  // Without a code: napi_create_*_error would assign it with [[Set]], running a `code` setter on Object.prototype or
-  // Error.prototype (JS, in the middle of whatever export is failing). Defined below instead, as Node's own errors
-  // carry it: an own, writable, enumerable, configurable data property.
-  switch (cls) {
-    case Class::kTypeError:
-      check(env, napi_create_type_error(env, nullptr, message_value, &error));
-      break;
-    case Class::kRangeError:
-      check(env, napi_create_range_error(env, nullptr, message_value, &error));
-      break;
-    case Class::kError:
-    default:
-      check(env, napi_create_error(env, nullptr, message_value, &error));
-      break;
-  }
-  const napi_property_descriptor code_property = data_property("code", code_value, napi_default_jsproperty);
-  define(env, error, &code_property, 1);
-  throw Napi::Error(env, error);
-}
-
-std::string describe_received(napi_env env, napi_value value) {
-  napi_valuetype type;
-  check(env, napi_typeof(env, value, &type));
-  switch (type) {
+std::string describe_received(Napi::Value value) {
+  switch (value.Type()) {
     case napi_undefined: return "undefined";
     case napi_null: return "null";
     case napi_boolean: return "boolean";
@@ -65,129 +39,121 @@ std::string describe_received(napi_env env, napi_value value) {
   }
 }
 
-void throw_invalid_arg_type(napi_env env, const char* what, const char* name, napi_value got) {
-  throw_coded(env, Class::kTypeError, "ERR_INVALID_ARG_TYPE",
-              std::string("Expected ") + what + " for " + name + " but received " + describe_received(env, got));
+void throw_invalid_arg_type(Napi::Env env, const char* what, const char* name, Napi::Value got) {
+  throw_coded(env, Class::kTypeError, kErrInvalidArgType,
+              std::string("Expected ") + what + " for " + name + " but received " + describe_received(got));
 }
 
 namespace {
 
-// `got` exactly as JS would print it (String(n)): only V8 knows the shortest round-trip form of a number.
-std::string js_string(napi_env env, napi_value got) {
-  napi_value text;
-  check(env, napi_coerce_to_string(env, got, &text));
-  std::size_t length = 0;
-  check(env, napi_get_value_string_utf8(env, text, nullptr, 0, &length));
-  std::string shown(length, '\0');
-  check(env, napi_get_value_string_utf8(env, text, shown.data(), length + 1, &length));
-  return shown;
-}
+// `got` exactly as JS would print it (String(n)): only V8 knows the shortest round-trip form of a number. Called for
+// numbers only (handles, counts), whose coercion runs no JS.
+std::string js_string(Napi::Value got) { return got.ToString().Utf8Value(); }
 
 }  // namespace
 
-void throw_invalid_handle(napi_env env, napi_value got, handle::Kind kind) {
-  throw_coded(env, Class::kTypeError, "ERR_INVALID_HANDLE",
-              js_string(env, got) + " is not a live or released " + handle::kind_name(kind) + " handle of the " +
+void throw_invalid_handle(Napi::Env env, Napi::Value got, handle::Kind kind) {
+  throw_coded(env, Class::kTypeError, kErrInvalidHandle,
+              js_string(got) + " is not a live or released " + handle::kind_name(kind) + " handle of the " +
                   handle::backend_name(handle::kThisBackend) + " backend");
 }
 
-void throw_foreign_handle(napi_env env) {
-  throw_coded(env, Class::kTypeError, "ERR_FOREIGN_HANDLE",
+void throw_foreign_handle(Napi::Env env) {
+  throw_coded(env, Class::kTypeError, kErrForeignHandle,
               std::string("handle belongs to the ") + handle::backend_name(handle::kOtherBackend) + " backend, not " +
                   handle::backend_name(handle::kThisBackend));
 }
 
-void throw_foreign_env(napi_env env) {
-  throw_coded(env, Class::kError, "ERR_FOREIGN_ENV", "handle belongs to another Node.js environment (worker thread)");
+void throw_foreign_env(Napi::Env env) {
+  throw_coded(env, Class::kError, kErrForeignEnv, "handle belongs to another Node.js environment (worker thread)");
 }
 
-void throw_released(napi_env env, handle::Kind kind) {
-  throw_coded(env, Class::kError, "ERR_NATIVE_RELEASED",
+void throw_released(Napi::Env env, handle::Kind kind) {
+  throw_coded(env, Class::kError, kErrNativeReleased,
               std::string("the native ") + handle::kind_name(kind) + " was already released");
 }
 
-void throw_invalid_arg_value(napi_env env, const char* message) {
-  throw_coded(env, Class::kRangeError, "ERR_INVALID_ARG_VALUE", message);
+void throw_invalid_arg_value(Napi::Env env, const char* message) {
+  throw_coded(env, Class::kRangeError, kErrInvalidArgValue, message);
 }
 
-void throw_interior_nul(napi_env env, const char* name, std::size_t offset) {
-  throw_coded(env, Class::kRangeError, "ERR_INTERIOR_NUL",
+void throw_interior_nul(Napi::Env env, const char* name, std::size_t offset) {
+  throw_coded(env, Class::kRangeError, kErrInteriorNul,
               std::string(name) + " contains a NUL byte at offset " + std::to_string(offset) +
                   "; a NUL-terminated C string cannot carry it");
 }
 
-void throw_invalid_utf8(napi_env env, std::size_t offset) {
-  throw_coded(env, Class::kRangeError, "ERR_INVALID_UTF8",
+void throw_invalid_utf8(Napi::Env env, std::size_t offset) {
+  throw_coded(env, Class::kRangeError, kErrInvalidUtf8,
               "input is not valid UTF-8 (first bad byte at offset " + std::to_string(offset) + ")");
 }
 
-void throw_alloc(napi_env env, std::size_t bytes) {
-  throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC",
+void throw_alloc(Napi::Env env, std::size_t bytes) {
+  throw_coded(env, Class::kRangeError, kErrNativeAlloc,
               "could not allocate " + std::to_string(bytes) + " bytes for the native copy");
 }
 
-void throw_table_full(napi_env env, handle::Kind kind) {
+void throw_table_full(Napi::Env env, handle::Kind kind) {
   // Not worded by the contract: the handle table itself is out of slots (or could not grow).
-  throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC",
+  throw_coded(env, Class::kRangeError, kErrNativeAlloc,
               std::string("could not allocate a handle for the native ") + handle::kind_name(kind) +
                   ": the handle table of this environment is full");
 }
 
-void throw_subscription_alloc(napi_env env) {
+void throw_subscription_alloc(Napi::Env env) {
   // Not worded by the contract: the box, the FFIWrapper, the dest copy or the dispatcher's record could not be
   // allocated (nothing was registered).
-  throw_coded(env, Class::kRangeError, "ERR_NATIVE_ALLOC", "could not allocate the native subscription");
+  throw_coded(env, Class::kRangeError, kErrNativeAlloc, "could not allocate the native subscription");
 }
 
-}  // namespace napi_ownership::errors
+void throw_alloc_message(Napi::Env env, const std::string& message) {
+  throw_coded(env, Class::kRangeError, kErrNativeAlloc, message);
+}
 
-namespace napi_ownership::errors {
+void throw_internal(Napi::Env env, const std::string& what) {
+  throw_coded(env, Class::kError, kErrNativeInternal, "internal error in the cpp backend: " + what);
+}
 
-void throw_out_of_range(napi_env env, const char* name, std::uint32_t min, std::uint32_t max, napi_value got) {
-  throw_coded(env, Class::kRangeError, "ERR_OUT_OF_RANGE",
+void throw_out_of_range(Napi::Env env, const char* name, std::uint32_t min, std::uint32_t max, Napi::Value got) {
+  throw_coded(env, Class::kRangeError, kErrOutOfRange,
               std::string("The value of \"") + name + "\" is out of range. It must be an integer from " +
-                  std::to_string(min) + " to " + std::to_string(max) + ". Received " + js_string(env, got));
+                  std::to_string(min) + " to " + std::to_string(max) + ". Received " + js_string(got));
 }
 
-napi_value callbacks_threw(napi_env env, const napi_value* errors, std::size_t recorded, std::size_t count,
-                           const char* dest, std::size_t dest_length, bool unwrap_single) {
-  if (unwrap_single && count == 1 && recorded == 1) return errors[0];
+Napi::Value callbacks_threw(Napi::Env env, const napi_value* errors, std::size_t recorded, std::size_t count,
+                            const char* dest, std::size_t dest_length, bool unwrap_single) {
+  if (unwrap_single && count == 1 && recorded == 1) return Napi::Value(env, errors[0]);
   // 1. Everything the caller lent us (`errors`, `dest`) is read into JS values first, by calls that run no JS: the
   // list's elements are defined, so an index setter on Array.prototype neither runs nor swallows them.
-  napi_value list, message, code;
-  check(env, napi_create_array_with_length(env, 0, &list));
+  Napi::Array list = Napi::Array::New(env);
   {
     std::vector<std::string> names;  // utf8name storage for the descriptors below
-    std::vector<napi_property_descriptor> elements;
+    std::vector<Napi::PropertyDescriptor> elements;
     names.reserve(recorded);
     elements.reserve(recorded);
     for (std::size_t i = 0; i < recorded; ++i) names.push_back(std::to_string(i));
     for (std::size_t i = 0; i < recorded; ++i) {
-      elements.push_back(data_property(names[i].c_str(), errors[i], napi_default_jsproperty));
+      elements.push_back(Napi::PropertyDescriptor::Value(names[i].c_str(), errors[i], napi_default_jsproperty));
     }
-    if (recorded != 0) define(env, list, elements.data(), elements.size());
+    if (recorded != 0) list.DefineProperties(elements);
   }
-  const std::string text =
-      std::to_string(count) + " callbacks threw while delivering to \"" + std::string(dest, dest_length) + "\"";
-  check(env, napi_create_string_utf8(env, text.data(), text.size(), &message));
-  check(env, napi_create_string_utf8(env, "ERR_CALLBACKS_THREW", NAPI_AUTO_LENGTH, &code));
+  const Napi::String message = Napi::String::New(
+      env, std::to_string(count) + " callbacks threw while delivering to \"" + std::string(dest, dest_length) + "\"");
+  const Napi::String code = Napi::String::New(env, kErrCallbacksThrew);
 
   // 2. JS may run from here: a getter for globalThis.AggregateError, a patched constructor or Array iterator. It may
   // call any export (send, shutdown, handler...); nothing below reads the caller's memory any more.
-  napi_value global, constructor, aggregate;
-  check(env, napi_get_global(env, &global));
-  check(env, napi_get_named_property(env, global, "AggregateError", &constructor));
-  const napi_value args[2] = {list, message};
-  check(env, napi_new_instance(env, constructor, 2, args, &aggregate));
+  const Napi::Value constructor = env.Global().Get("AggregateError");
+  Napi::Object aggregate = constructor.As<Napi::Function>().New({list, message});
 
   // 3. `code` and `errors` defined, not assigned: no setter runs, and `errors` is the list above even if a patched
   // iterator made the constructor's own copy of it come out different (AggregateError's own attributes: not
   // enumerable).
-  const napi_property_descriptor properties[2] = {
-      data_property("code", code, napi_default_jsproperty),
-      data_property("errors", list, static_cast<napi_property_attributes>(napi_writable | napi_configurable)),
-  };
-  define(env, aggregate, properties, 2);
+  aggregate.DefineProperties({
+      Napi::PropertyDescriptor::Value("code", code, napi_default_jsproperty),
+      Napi::PropertyDescriptor::Value("errors", list,
+                                      static_cast<napi_property_attributes>(napi_writable | napi_configurable)),
+  });
   return aggregate;
 }
 

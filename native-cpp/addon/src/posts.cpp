@@ -27,6 +27,7 @@
 #include "binding.hpp"
 #include "delivery.hpp"
 #include "errors.hpp"
+#include "fast.hpp"
 #include "handle.hpp"
 #include "handle_table.hpp"
 #include "napi_ownership/dispatcher.h"
@@ -52,41 +53,29 @@ using ProducerKey = HandleTable<ProducerEntry>::Key;
 // ---- promises (see PendingPromise) ---------------------------------------------------------------------------------
 
 // The executor given to `new Promise(executor)`: keeps (resolve, reject) by strong references in the state's sink.
-napi_value capture_executor(napi_env env, napi_callback_info info) {
-  std::size_t argc = 2;
-  napi_value argv[2] = {nullptr, nullptr};
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok || argc < 2) return nullptr;
-  PendingPromise* sink = static_cast<AddonState*>(data)->promise_sink;
-  if (sink == nullptr) return nullptr;  // not called by new_promise (someone got hold of the executor): nothing to do
+Napi::Value capture_executor(const Napi::CallbackInfo& info) {
+  PendingPromise* sink = static_cast<AddonState*>(info.Data())->promise_sink;
+  if (sink == nullptr) return {};  // not called by new_promise (someone got hold of the executor): nothing to do
   // A constructor that is not the real Promise (the realm's was patched before the addon loaded) may call its executor
   // twice: the last call wins, and the references of the earlier one are deleted, not leaked.
-  for (napi_ref* ref : {&sink->resolve, &sink->reject}) {
-    if (*ref != nullptr) (void)napi_delete_reference(env, *ref);
-    *ref = nullptr;
-  }
-  if (napi_create_reference(env, argv[0], 1, &sink->resolve) != napi_ok) sink->resolve = nullptr;
-  if (napi_create_reference(env, argv[1], 1, &sink->reject) != napi_ok) sink->reject = nullptr;
-  return nullptr;
+  sink->resolve.Reset();
+  sink->reject.Reset();
+  if (!info[0].IsFunction() || !info[1].IsFunction()) return {};  // new_promise reports it
+  sink->resolve = Napi::Persistent(info[0].As<Napi::Function>());
+  sink->reject = Napi::Persistent(info[1].As<Napi::Function>());
+  return {};
 }
 
-void drop_promise(napi_env env, PendingPromise& promise) noexcept {
-  if (promise.resolve != nullptr) (void)napi_delete_reference(env, promise.resolve);
-  if (promise.reject != nullptr) (void)napi_delete_reference(env, promise.reject);
-  promise.resolve = promise.reject = nullptr;
-  for (const napi_ref error : promise.thrown) (void)napi_delete_reference(env, error);
+// Deletes the promise's references (resolve, reject, what a producer's `done` kept): it will never be settled.
+void drop_promise(PendingPromise& promise) noexcept {
+  promise.resolve.Reset();
+  promise.reject.Reset();
   promise.thrown.clear();
 }
 
-[[noreturn]] void throw_internal(napi_env env, const char* what) {
-  errors::throw_coded(env, errors::Class::kError, "ERR_NATIVE_INTERNAL",
-                      std::string("internal error in the cpp backend: ") + what);
-}
-
-napi_value reference_value(napi_env env, napi_ref ref) {
-  napi_value value = nullptr;
-  check(env, napi_get_reference_value(env, ref, &value));
-  if (value == nullptr) throw_internal(env, "a promise helper was collected");
+Napi::Function helper(Napi::Env env, const Napi::FunctionReference& ref) {
+  Napi::Function value = ref.Value();
+  if (value.IsEmpty()) errors::throw_internal(env, "a promise helper was collected");
   return value;
 }
 
@@ -95,31 +84,36 @@ napi_value reference_value(napi_env env, napi_ref ref) {
 // `new Promise(executor)` runs JS: a promise init hook (async_hooks, v8.promiseHooks) runs before our executor, and
 // may call post() or produce() again. So the sink is a stack: each new_promise puts its own `out` there for the
 // duration of its construction and puts the outer one back, and the executor fills whichever is innermost.
-napi_value new_promise(napi_env env, AddonState& state, PendingPromise& out) {
-  const napi_value constructor = reference_value(env, state.promise_constructor);
-  const napi_value executor = reference_value(env, state.promise_executor);
-  napi_value promise = nullptr;
+Napi::Object new_promise(Napi::Env env, AddonState& state, PendingPromise& out) {
+  const Napi::Function constructor = helper(env, state.promise_constructor);
+  const Napi::Function executor = helper(env, state.promise_executor);
   PendingPromise* const outer = state.promise_sink;
   state.promise_sink = &out;
-  const napi_status status = napi_new_instance(env, constructor, 1, &executor, &promise);
+  Napi::Object promise;
+  try {
+    promise = constructor.New({executor});
+  } catch (...) {  // a hook or a patched constructor threw: that is the error
+    state.promise_sink = outer;
+    drop_promise(out);
+    throw;
+  }
   state.promise_sink = outer;
-  if (status != napi_ok || out.resolve == nullptr || out.reject == nullptr) {
-    drop_promise(env, out);
-    check(env, status);
-    throw_internal(env, "could not keep the promise's resolve/reject");
+  if (out.resolve.IsEmpty() || out.reject.IsEmpty()) {
+    drop_promise(out);
+    errors::throw_internal(env, "could not keep the promise's resolve/reject");
   }
   return promise;
 }
 
 // Registers `promise` under a fresh token (the map owns its references from here). Throws ERR_NATIVE_ALLOC, after
 // dropping the references, if the map cannot grow.
-std::uint64_t keep_promise(napi_env env, AddonState& state, PendingPromise& promise, const char* what) {
+std::uint64_t keep_promise(Napi::Env env, AddonState& state, PendingPromise& promise, const char* what) {
   const std::uint64_t token = state.next_token++;
   try {
     state.promises.emplace(token, std::move(promise));
   } catch (...) {  // std::bad_alloc
-    drop_promise(env, promise);
-    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", std::string("could not allocate ") + what);
+    drop_promise(promise);
+    errors::throw_alloc_message(env, std::string("could not allocate ") + what);
   }
   return token;
 }
@@ -136,34 +130,37 @@ bool take_promise(AddonState& state, std::uint64_t token, PendingPromise& out) n
   return true;
 }
 
-// Resolves (ok) or rejects `promise` with `value` (nothing if `value` is null), then deletes its references. Resolving
-// or rejecting can run JS (a promise hook; resolving with a thenable): `promise` is the caller's, not the map's.
-void conclude(napi_env env, PendingPromise& promise, bool ok, napi_value value) noexcept {
-  napi_value function = nullptr, receiver = nullptr;
-  if (value != nullptr && napi_get_reference_value(env, ok ? promise.resolve : promise.reject, &function) == napi_ok &&
-      function != nullptr && napi_get_undefined(env, &receiver) == napi_ok) {
-    (void)napi_call_function(env, receiver, function, 1, &value, nullptr);  // resolve/reject do not throw
+// Leaves no exception pending (what a hook or a failed build left): call_js has no JS caller to hand it to.
+void clear_exception(Napi::Env env) noexcept {
+  try {
+    if (env.IsExceptionPending()) (void)env.GetAndClearPendingException();
+  } catch (...) {
   }
-  drop_promise(env, promise);
 }
 
-// Leaves no exception pending (what a hook or a failed build left): call_js has no JS caller to hand it to.
-void clear_exception(napi_env env) noexcept {
-  bool pending = false;
-  napi_value ignored = nullptr;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-    (void)napi_get_and_clear_last_exception(env, &ignored);
+// Resolves (ok) or rejects `promise` with `value` (nothing if `value` is null), then deletes its references.
+// Resolving or rejecting can run JS (a promise hook; resolving with a thenable): `promise` is the caller's, not the
+// map's.
+void conclude(Napi::Env env, PendingPromise& promise, bool ok, napi_value value) noexcept {
+  try {
+    const Napi::Function settle = (ok ? promise.resolve : promise.reject).Value();
+    napi_value ignored = nullptr;
+    if (value != nullptr && !settle.IsEmpty()) {
+      (void)fast::call_collecting(env, settle, env.Undefined(), value, &ignored);  // resolve/reject do not throw
+    }
+  } catch (...) {  // Napi::Error: could not reach the function; the promise stays pending
   }
+  drop_promise(promise);
 }
 
 // ---- the event loop: ref'd while a post is pending or a producer has not finished -----------------------------------
 
-void hold_loop(napi_env env, AddonState& state) noexcept {
-  if (state.loop_holds++ == 0) (void)napi_ref_threadsafe_function(env, state.tsfn);
+void hold_loop(Napi::Env env, AddonState& state) noexcept {
+  if (state.loop_holds++ == 0) (void)state.tsfn.Ref(env);
 }
 
-void release_loop(napi_env env, AddonState& state) noexcept {
-  if (state.loop_holds != 0 && --state.loop_holds == 0) (void)napi_unref_threadsafe_function(env, state.tsfn);
+void release_loop(Napi::Env env, AddonState& state) noexcept {
+  if (state.loop_holds != 0 && --state.loop_holds == 0) (void)state.tsfn.Unref(env);
 }
 
 // ---- off the JS thread: queueing items -------------------------------------------------------------------------
@@ -233,34 +230,32 @@ void on_producer_finished(void* ctx, std::uint32_t posted) noexcept {
 
 // A producer's message: nobody awaits its messages one by one, so what their callbacks threw is kept with its `done`
 // (the first kProducerErrorsKept values, all counted) until finish() reports it.
-void record_producer_errors(napi_env env, AddonState& state, std::uint64_t token, const std::vector<napi_value>& thrown,
-                            std::size_t unrecorded) noexcept {
+void record_producer_errors(Napi::Env env, AddonState& state, std::uint64_t token,
+                            const std::vector<napi_value>& thrown, std::size_t unrecorded) noexcept {
   const auto found = state.promises.find(token);
   if (found == state.promises.end()) return;  // cannot happen: `done` settles only after its producer's last message
   PendingPromise& done = found->second;
   done.thrown_count += thrown.size() + unrecorded;
   for (const napi_value error : thrown) {
     if (done.thrown.size() >= kProducerErrorsKept) break;
-    napi_ref ref = nullptr;
-    // Not every value can be referenced at this Node-API version (a thrown primitive): then it is only counted.
-    if (napi_create_reference(env, error, 1, &ref) != napi_ok || ref == nullptr) continue;
     try {
-      done.thrown.push_back(ref);
-    } catch (...) {  // std::bad_alloc: only counted
-      (void)napi_delete_reference(env, ref);
+      // Not every value can be referenced at this Node-API version (a thrown primitive): Persistent throws, and the
+      // value is only counted. A reference that cannot be stored (std::bad_alloc) is deleted on the way out.
+      done.thrown.push_back(Napi::Persistent(Napi::Value(env, error)));
+    } catch (...) {
     }
   }
 }
 
 // Calls the live subscriptions of one delivered message, then settles its post (or, for a producer's message, records
 // what its callbacks threw for its `done`).
-void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
-  napi_value receiver = nullptr;
-  napi_value message = nullptr;
+void deliver(Napi::Env env, AddonState& state, MessageItem& item) noexcept {
   std::vector<napi_value> thrown;  // in this call's handle scope; allocates only once something throws
   std::size_t unrecorded = 0;
   std::uint32_t ran = 0;
-  if (napi_get_undefined(env, &receiver) == napi_ok) {
+  try {
+    const Napi::Value receiver = env.Undefined();
+    Napi::Value message;
     for (std::size_t i = 0, n = item.handle_count(); i < n; ++i) {
       const handle::Fields fields = handle::decode(item.handle_at(i));
       SubscriptionEntry* const entry = state.subscriptions.find({fields.slot, fields.generation});
@@ -268,28 +263,22 @@ void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
         ++state.posts.skipped;
         continue;
       }
-      napi_value function = nullptr;
-      if (napi_get_reference_value(env, entry->box->function, &function) != napi_ok || function == nullptr) continue;
-      if (message == nullptr &&
-          napi_create_string_utf8(env, item.message.data(), item.message.size(), &message) != napi_ok) {
-        break;
-      }
+      const Napi::Function function = entry->box->function.Value();
+      if (function.IsEmpty()) continue;
+      if (message.IsEmpty()) message = Napi::String::New(env, item.message.data(), item.message.size());
       // `entry` is not used below: the callback may cancel its own subscription (or any other).
-      if (napi_call_function(env, receiver, function, 1, &message, nullptr) == napi_ok) {
-        ++ran;
-        continue;
-      }
-      bool pending = false;
       napi_value error = nullptr;
-      if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) break;  // JS can no longer run
-      if (napi_get_and_clear_last_exception(env, &error) != napi_ok) break;
-      ++ran;  // it ran, and threw
+      const fast::CallOutcome outcome = fast::call_collecting(env, function, receiver, message, &error);
+      if (outcome == fast::CallOutcome::kCannotRun) break;
+      ++ran;  // it ran (and maybe threw)
+      if (outcome == fast::CallOutcome::kOk) continue;
       try {
         thrown.push_back(error);
       } catch (...) {
         ++unrecorded;  // std::bad_alloc: still counted in the AggregateError's message
       }
     }
+  } catch (...) {  // a Napi::Error making the message string: JS can no longer run
   }
   state.posts.delivered += ran;
 
@@ -302,19 +291,21 @@ void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
   const bool found = take_promise(state, item.token, promise);  // ours from here, on every path below
   napi_value outcome = nullptr;
   const bool ok = thrown.empty() && unrecorded == 0;
-  if (ok) {
-    (void)napi_create_uint32(env, ran, &outcome);
-  } else {
-    try {
-      outcome = errors::callbacks_threw(env, thrown.data(), thrown.size(), thrown.size() + unrecorded,
-                                        promise.dest.data(), promise.dest.size());
-    } catch (const Napi::Error& e) {
-      outcome = e.Value();  // could not build the AggregateError (a getter threw, say): reject with that instead
-    } catch (...) {
-      outcome = thrown.empty() ? nullptr : thrown[0];
+  try {
+    if (ok) {
+      outcome = Napi::Number::New(env, ran);
+    } else {
+      try {
+        outcome = errors::callbacks_threw(env, thrown.data(), thrown.size(), thrown.size() + unrecorded,
+                                          promise.dest.data(), promise.dest.size());
+      } catch (const Napi::Error& e) {
+        outcome = e.Value();  // could not build the AggregateError (a getter threw, say): reject with that instead
+      }
     }
-    if (outcome == nullptr && !thrown.empty()) outcome = thrown[0];  // never "success" for callbacks that threw
+  } catch (...) {
+    outcome = nullptr;
   }
+  if (!ok && outcome == nullptr && !thrown.empty()) outcome = thrown[0];  // never "success" for callbacks that threw
   if (found) conclude(env, promise, ok, outcome);
   clear_exception(env);
   release_loop(env, state);
@@ -324,39 +315,39 @@ void deliver(napi_env env, AddonState& state, MessageItem& item) noexcept {
 // else an AggregateError (errors::callbacks_threw). Leaves no exception pending: one left behind by call_js would be
 // reported by Node as a second warning (DEP0168) at this Node-API version. JS runs here (the AggregateError lookup, a
 // getter for globalThis.process, emitWarning itself, which may be patched): `done` is the caller's, out of the map.
-void warn_thrown(napi_env env, const PendingPromise& done) noexcept {
+void warn_thrown(Napi::Env env, const PendingPromise& done) noexcept {
   try {
     std::vector<napi_value> values;
     values.reserve(done.thrown.size());
-    for (const napi_ref ref : done.thrown) {
-      napi_value value = nullptr;
-      if (napi_get_reference_value(env, ref, &value) == napi_ok && value != nullptr) values.push_back(value);
+    for (const Napi::Reference<Napi::Value>& ref : done.thrown) {
+      const Napi::Value value = ref.Value();
+      if (!value.IsEmpty()) values.push_back(value);
     }
     // process.emitWarning takes an Error (or a string): a lone value of any other kind goes into an AggregateError.
-    bool single_is_error = false;
-    if (values.size() == 1) (void)napi_is_error(env, values[0], &single_is_error);
-    const napi_value error = errors::callbacks_threw(env, values.data(), values.size(), done.thrown_count,
-                                                     done.dest.data(), done.dest.size(), single_is_error);
-    napi_value global = nullptr, process = nullptr, emit = nullptr;
-    if (napi_get_global(env, &global) == napi_ok &&
-        napi_get_named_property(env, global, "process", &process) == napi_ok &&
-        napi_get_named_property(env, process, "emitWarning", &emit) == napi_ok) {
-      (void)napi_call_function(env, process, emit, 1, &error, nullptr);
-    }
-  } catch (...) {  // could not build the error (Napi::Error) or the list (std::bad_alloc): no warning
+    const bool single_is_error = values.size() == 1 && fast::is_error(env, values[0]);
+    const Napi::Value error = errors::callbacks_threw(env, values.data(), values.size(), done.thrown_count,
+                                                      done.dest.data(), done.dest.size(), single_is_error);
+    const Napi::Object process = env.Global().Get("process").As<Napi::Object>();
+    const Napi::Function emit = process.Get("emitWarning").As<Napi::Function>();
+    napi_value ignored = nullptr;
+    (void)fast::call_collecting(env, emit, process, error, &ignored);
+  } catch (...) {  // could not build the error, reach process.emitWarning (Napi::Error) or the list (std::bad_alloc)
   }
   clear_exception(env);
 }
 
 // The producer's "finished" item, after all of its messages: reports what their callbacks threw, then resolves `done`
 // with the count posted (and drops what it kept).
-void finish(napi_env env, AddonState& state, ProducerRun& run) noexcept {
+void finish(Napi::Env env, AddonState& state, ProducerRun& run) noexcept {
   state.posts.posted += run.posted;
   PendingPromise done;
   if (take_promise(state, run.token, done)) {  // ours from here: the warning below runs JS
     if (done.thrown_count != 0) warn_thrown(env, done);
     napi_value posted = nullptr;
-    (void)napi_create_uint32(env, run.posted, &posted);
+    try {
+      posted = Napi::Number::New(env, run.posted);
+    } catch (...) {  // Napi::Error: `done` stays pending
+    }
     conclude(env, done, true, posted);  // also deletes what it kept of the thrown values
     clear_exception(env);
   }
@@ -402,17 +393,18 @@ namespace {
 
 // The environment's cleanup hook, registered after the threadsafe function, so it runs before the threadsafe
 // function's own cleanup. Stops every thread that could still queue an item, then closes the threadsafe function.
-void teardown_delivery(void* arg) {
-  AddonState& state = *static_cast<AddonState*>(arg);
+void teardown_delivery(AddonState* arg) {
+  AddonState& state = *arg;
   // 1. Producers: stop and join each (producer_free); their on_finished may queue their run, still on an open queue.
   (void)state.producers.take_each([](ProducerEntry&&) {});
   // 2. The worker: joined; every post it had not delivered is told -1 here, and queued like any other.
   (void)dispatcher_shutdown(state.dispatcher.get());
-  // 3. Nothing else can queue now. Abort (not release): no queued item may reach JS during cleanup; Node hands each
-  // one to call_js with env == nullptr when it deletes the threadsafe function, right after this hook.
-  // Here, not in finalize_state: since nodejs/node#55877 (Node 24.14+) Node finalizes a threadsafe function at teardown
-  // under its lock and frees it only once its thread count is 0; one never released leaks, and a release from a
-  // finalizer run inside that finalization deadlocks.
+  // 3. Nothing else can queue now. Abort (a release with napi_tsfn_abort: the thread count goes to 0 and no queued
+  // item may reach JS during cleanup); Node hands each queued item to call_js with env == nullptr when it deletes the
+  // threadsafe function, right after this hook.
+  // Here, not in ~Addon (the instance-data finalizer): since nodejs/node#55877 (Node 24.14+) Node finalizes a
+  // threadsafe function at teardown under its lock and frees it only once its thread count is 0; one never released
+  // leaks, and a release from a finalizer run inside that finalization deadlocks.
   state.tsfn_closed.store(true, std::memory_order_release);
   (void)state.tsfn.Abort();
 }
@@ -420,9 +412,10 @@ void teardown_delivery(void* arg) {
 // ---- the exports -----------------------------------------------------------------------------------------------
 
 // post(dest, message): Promise<number>, settled on the JS thread with how many callbacks ran.
-Napi::Value post(const Napi::CallbackInfo& info) {
-  const napi_env env = info.Env();
-  AddonState& state = state_of(info);
+}  // namespace
+
+Napi::Value post(const Napi::CallbackInfo& info, AddonState& state) {
+  const Napi::Env env = info.Env();
   Utf8Arg dest;
   read_dest(env, info[0], dest);
   Utf8Arg message;
@@ -436,27 +429,24 @@ Napi::Value post(const Napi::CallbackInfo& info) {
     if (!item) throw std::bad_alloc();
     promise.dest.assign(dest.c_str(), dest.length());
   } catch (const std::bad_alloc&) {
-    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not allocate the native post");
+    errors::throw_alloc_message(env, "could not allocate the native post");
   }
-  const napi_value result = new_promise(env, state, promise);
+  const Napi::Object result = new_promise(env, state, promise);
   item->token = keep_promise(env, state, promise, "the native post");
   if (dispatcher_post(state.dispatcher.get(), dest.c_str(), message.c_str(), on_post_delivered, item.get()) != 0) {
     // -3: the copies or the worker thread: nothing was queued, so nobody will settle the promise: drop it.
-    const auto found = state.promises.find(item->token);
-    drop_promise(env, found->second);
-    state.promises.erase(found);
-    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not queue the native post");
+    state.promises.erase(item->token);  // its references are deleted with it
+    errors::throw_alloc_message(env, "could not queue the native post");
   }
   (void)item.release();  // the dispatcher's ctx now
   state.posts.posted += 1;
   hold_loop(env, state);
-  return Napi::Value(env, result);
+  return result;
 }
 
 // produce(dest, count, intervalMs): { handle, done }.
-Napi::Value produce(const Napi::CallbackInfo& info) {
-  const napi_env env = info.Env();
-  AddonState& state = state_of(info);
+Napi::Value produce(const Napi::CallbackInfo& info, AddonState& state) {
+  const Napi::Env env = info.Env();
   Utf8Arg dest;
   read_dest(env, info[0], dest);
   const std::uint32_t count = read_uint32(env, info[1], "count", UINT32_MAX);
@@ -469,16 +459,12 @@ Napi::Value produce(const Napi::CallbackInfo& info) {
     if (!run || !control) throw std::bad_alloc();
     promise.dest.assign(dest.c_str(), dest.length());
   } catch (const std::bad_alloc&) {
-    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not allocate the native producer");
+    errors::throw_alloc_message(env, "could not allocate the native producer");
   }
   control->run = run.get();
-  const napi_value done = new_promise(env, state, promise);
+  const Napi::Object done = new_promise(env, state, promise);
   run->token = keep_promise(env, state, promise, "the native producer");
-  auto forget_promise = [&] {
-    const auto found = state.promises.find(run->token);
-    drop_promise(env, found->second);
-    state.promises.erase(found);
-  };
+  auto forget_promise = [&] { state.promises.erase(run->token); };  // its references are deleted with it
 
   // The slot first (it owns the control block the thread will use), then the thread.
   std::optional<ProducerKey> key;
@@ -498,7 +484,7 @@ Napi::Value produce(const Napi::CallbackInfo& info) {
   if (producer == nullptr) {
     (void)state.producers.take(*key);  // never started: the slot goes back (its generation moves on)
     forget_promise();
-    errors::throw_coded(env, errors::Class::kRangeError, "ERR_NATIVE_ALLOC", "could not start the native producer");
+    errors::throw_alloc_message(env, "could not start the native producer");
   }
   entry.producer.reset(producer);  // the slot owns the thread from here: producer_free stops and joins it
   (void)run.release();  // owned by the producer's posts and on_finished, then by the threadsafe function
@@ -512,9 +498,10 @@ Napi::Value produce(const Napi::CallbackInfo& info) {
 
 // producer_stop(handle) / finalize_producer(handle): true if this call stopped it early; the slot is released either
 // way (false for a released handle).
-Napi::Value release_producer(const Napi::CallbackInfo& info, bool finalized) {
-  const napi_env env = info.Env();
-  AddonState& state = state_of(info);
+namespace {
+
+Napi::Value release_producer(const Napi::CallbackInfo& info, AddonState& state, bool finalized) {
+  const Napi::Env env = info.Env();
   const std::optional<ProducerKey> key = resolve(env, state, state.producers, info[0], Kind::kProducer);
   if (!key) return Napi::Boolean::New(env, false);
   std::optional<ProducerEntry> taken = state.producers.take(*key);  // ours now; the handle is released
@@ -525,49 +512,36 @@ Napi::Value release_producer(const Napi::CallbackInfo& info, bool finalized) {
   return Napi::Boolean::New(env, early);
 }
 
-Napi::Value producer_stop_export(const Napi::CallbackInfo& info) { return release_producer(info, false); }
-Napi::Value finalize_producer(const Napi::CallbackInfo& info) { return release_producer(info, true); }
+}  // namespace
+
+Napi::Value producer_stop_export(const Napi::CallbackInfo& info, AddonState& state) {
+  return release_producer(info, state, false);
+}
+Napi::Value finalize_producer(const Napi::CallbackInfo& info, AddonState& state) {
+  return release_producer(info, state, true);
+}
 
 // producer_active(handle): still posting? (false for a released handle, no error)
-Napi::Value producer_active(const Napi::CallbackInfo& info) {
-  AddonState& state = state_of(info);
+Napi::Value producer_active(const Napi::CallbackInfo& info, AddonState& state) {
   const std::optional<ProducerKey> key = resolve(info.Env(), state, state.producers, info[0], Kind::kProducer);
   const bool active = key && state.producers.find(*key)->control->posting.load(std::memory_order_acquire);
   return Napi::Boolean::New(info.Env(), active);
 }
 
-}  // namespace
-
 void init_delivery(Napi::Env env, AddonState& state) {
-  napi_value global, constructor, executor;
-  check(env, napi_get_global(env, &global));
-  check(env, napi_get_named_property(env, global, "Promise", &constructor));
-  check(env, napi_create_reference(env, constructor, 1, &state.promise_constructor));
-  check(env, napi_create_function(env, "napi_ownership_capture", NAPI_AUTO_LENGTH, capture_executor, &state,
-                                  &executor));
-  check(env, napi_create_reference(env, executor, 1, &state.promise_executor));
+  state.promise_constructor = Napi::Persistent(env.Global().Get("Promise").As<Napi::Function>());
+  // The executor's data is the state: it outlives the function (the reference is deleted with the state).
+  state.promise_executor =
+      Napi::Persistent(Napi::Function::New<capture_executor>(env, "napi_ownership_capture", &state));
 
   // No JS function: call_js does everything. Unbounded queue (0), one "thread" (the addon itself, released by Abort).
   state.tsfn = DeliveryTsfn::New(env, "napi_ownership_cpp delivery", 0, 1, &state);
-  check(env, napi_unref_threadsafe_function(env, state.tsfn));  // ref'd by hold_loop while something is pending
-  // After the threadsafe function (whose own cleanup hook Node registered when creating it): runs before it.
-  check(env, napi_add_env_cleanup_hook(env, teardown_delivery, &state));
-}
-
-void release_delivery_references(napi_env env, AddonState& state) noexcept {
-  for (auto& entry : state.promises) drop_promise(env, entry.second);  // never settled: no JS runs again
-  state.promises.clear();
-  if (state.promise_executor != nullptr) (void)napi_delete_reference(env, state.promise_executor);
-  if (state.promise_constructor != nullptr) (void)napi_delete_reference(env, state.promise_constructor);
-  state.promise_executor = state.promise_constructor = nullptr;
-}
-
-void add_post_exports(Napi::Env env, Napi::Object exports) {
-  exports.Set("post", Napi::Function::New<post>(env, "post"));
-  exports.Set("produce", Napi::Function::New<produce>(env, "produce"));
-  exports.Set("producer_stop", Napi::Function::New<producer_stop_export>(env, "producer_stop"));
-  exports.Set("finalize_producer", Napi::Function::New<finalize_producer>(env, "finalize_producer"));
-  exports.Set("producer_active", Napi::Function::New<producer_active>(env, "producer_active"));
+  state.tsfn.Unref(env);  // ref'd by hold_loop while something is pending
+  // After the threadsafe function (whose own cleanup hook Node registered when creating it): runs before it. Its
+  // record is freed by node-addon-api once it ran.
+  if (env.AddCleanupHook(teardown_delivery, &state).IsEmpty()) {
+    errors::throw_internal(env, "could not add the environment cleanup hook");
+  }
 }
 
 Napi::Object post_stats(Napi::Env env, const AddonState& state) {

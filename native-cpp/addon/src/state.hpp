@@ -1,7 +1,8 @@
-// Per-environment addon state, kept in Node-API instance data (never in a global: workers load the addon too).
+// Per-environment addon state: a member of the Addon (addon.hpp), which node-addon-api keeps in Node-API instance data
+// and deletes at environment teardown (never in a global: workers load the addon too).
 #pragma once
 
-#include <node_api.h>
+#include <napi.h>
 
 #include <atomic>
 #include <cstddef>
@@ -32,12 +33,15 @@ class ExternalMemory {
   static constexpr std::int64_t kBatch = 64 * 1024;
 
   // JS thread only: records `delta` and reports the batch when it is due.
-  void adjust(napi_env env, std::int64_t delta) noexcept {
+  void adjust(Napi::Env env, std::int64_t delta) noexcept {
     const std::int64_t pending = pending_.fetch_add(delta, std::memory_order_relaxed) + delta;
     if (delta < kBatch && delta > -kBatch && pending < kBatch && pending > -kBatch) return;
     const std::int64_t batch = pending_.exchange(0, std::memory_order_relaxed);
-    std::int64_t total = 0;
-    if (napi_adjust_external_memory(env, batch, &total) != napi_ok) pending_.fetch_add(batch, std::memory_order_relaxed);
+    try {
+      Napi::MemoryManagement::AdjustExternalMemory(env, batch);
+    } catch (...) {  // Napi::Error: not reported; kept for the next batch
+      pending_.fetch_add(batch, std::memory_order_relaxed);
+    }
   }
   // Any thread: records `delta` without calling Node-API; the JS thread's next batch reports it.
   void defer(std::int64_t delta) noexcept { pending_.fetch_add(delta, std::memory_order_relaxed); }
@@ -74,11 +78,22 @@ struct SharedBytes {
   const std::shared_ptr<SharedLedger> ledger;     // whose ledger counts these bytes (outlives the state if need be)
 };
 
-// Weak references (refcount 0) to the newest view of a live string, so string_view can hand the same Uint8Array out
-// again while it is alive. They never keep the JS objects alive and own nothing: the buffer's share is its own.
+// Weak references (Napi::Weak, refcount 0) to the newest view of a live string, so string_view can hand the same
+// Uint8Array out again while it is alive. They never keep the JS objects alive and own nothing: the buffer's share is
+// its own. Deleted (napi_delete_reference) when the entry goes: free_string, finalize_string, or ~Addon at teardown,
+// which runs in the instance-data finalizer while the env is still valid; never from a view's finalizer.
 struct StringView {
-  napi_ref array = nullptr;   // the Uint8Array returned by string_view (reused while it is alive)
-  napi_ref buffer = nullptr;  // its external ArrayBuffer (kept separately: JS may hold view.buffer alone)
+  Napi::Reference<Napi::Uint8Array> array;   // the Uint8Array returned by string_view (reused while it is alive)
+  Napi::Reference<Napi::ArrayBuffer> buffer;  // its external ArrayBuffer (kept separately: JS may hold view.buffer)
+
+  StringView() = default;
+  // Napi::Reference's move only moves two pointers, but is not declared noexcept; the table needs payloads that are.
+  StringView(StringView&& other) noexcept : array(std::move(other.array)), buffer(std::move(other.buffer)) {}
+  StringView& operator=(StringView&& other) noexcept {
+    array = std::move(other.array);
+    buffer = std::move(other.buffer);
+    return *this;
+  }
 };
 
 struct StringEntry {
@@ -113,6 +128,7 @@ struct AddonState {
   HandleTable<StringEntry> strings;
   StringLedger ledger;
   const std::shared_ptr<SharedLedger> shared = std::make_shared<SharedLedger>();  // views' ledger and V8's report
+  bool external_buffers = true;  // false where the runtime refuses external buffers: every view is then a copy
 
   // Declared before `subscriptions`, so destroyed after them: at teardown every slot cancels its registration
   // (DispatcherRegistration) and frees its boxes while the dispatcher still exists; then dispatcher_free.
@@ -134,8 +150,8 @@ struct AddonState {
   std::uint32_t loop_holds = 0;  // pending posts + unfinished producers; the threadsafe function is ref'd while > 0
   std::unordered_map<std::uint64_t, PendingPromise> promises;  // by token: post()s and producers' `done`
   std::uint64_t next_token = 1;
-  napi_ref promise_constructor = nullptr;  // the realm's Promise, as it was when the addon loaded
-  napi_ref promise_executor = nullptr;     // a native executor that fills `promise_sink`
+  Napi::FunctionReference promise_constructor;  // the realm's Promise, as it was when the addon loaded
+  Napi::FunctionReference promise_executor;     // a native executor that fills `promise_sink`
   PendingPromise* promise_sink = nullptr;  // where that executor puts (resolve, reject), during new_promise only
 };
 

@@ -18,6 +18,7 @@
 #include "args.hpp"
 #include "binding.hpp"
 #include "errors.hpp"
+#include "fast.hpp"
 #include "handle.hpp"
 #include "napi_ownership/dispatcher.h"
 #include "posts.hpp"
@@ -41,7 +42,6 @@ using SubscriptionKey = HandleTable<SubscriptionEntry>::Key;
 void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
   const CallbackBox* box = static_cast<const CallbackBox*>(self);  // borrowed from the slot, for this call only
   AddonState* const state = box->state;
-  const napi_env env = box->env;
   if (std::this_thread::get_id() != state->js_thread) {
     const std::uint64_t handle = box->handle.load(std::memory_order_acquire);
     // 0: handler() has not returned yet (the slot is being filled); the message counts as sent before it registered.
@@ -49,28 +49,24 @@ void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
     return;
   }
   SendFrame* const frame = state->send_frame;
-
-  napi_value function = nullptr;
-  if (napi_get_reference_value(env, box->function, &function) != napi_ok || function == nullptr) return;
-  // `box` is not used below this line.
-
-  napi_value message = frame != nullptr ? frame->message : nullptr;
-  napi_value receiver = frame != nullptr ? frame->receiver : nullptr;
-  if (message == nullptr && napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
-  if (receiver == nullptr && napi_get_undefined(env, &receiver) != napi_ok) return;
-
-  if (napi_call_function(env, receiver, function, 1, &message, nullptr) == napi_ok) return;
-
-  // The callback threw (or JS can no longer run: then no exception is pending, and there is nothing to carry back).
-  bool pending = false;
-  napi_value error = nullptr;
-  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
-  if (napi_get_and_clear_last_exception(env, &error) != napi_ok) return;
-  if (frame == nullptr) return;  // not inside our send(): nobody to hand it to (cannot happen on the JS thread)
+  const Napi::Env env = box->env;
   try {
-    frame->errors.push_back(error);  // thrown later by send(), after every callback ran
-  } catch (...) {
-    ++frame->unrecorded;  // std::bad_alloc: still counted in the AggregateError's message
+    const Napi::Function function = box->function.Value();
+    if (function.IsEmpty()) return;
+    // `box` is not used below this line.
+    const napi_value message = frame != nullptr ? frame->message : static_cast<napi_value>(Napi::String::New(env, msg));
+    const napi_value receiver = frame != nullptr ? frame->receiver : static_cast<napi_value>(env.Undefined());
+    napi_value error = nullptr;
+    // The callback threw: carried back as the value thrown. (CallOutcome::kCannotRun: JS can no longer run, so no
+    // exception is pending, and there is nothing to carry back.)
+    if (fast::call_collecting(env, function, receiver, message, &error) != fast::CallOutcome::kThrew) return;
+    if (frame == nullptr) return;  // not inside our send(): nobody to hand it to (cannot happen on the JS thread)
+    try {
+      frame->errors.push_back(error);  // thrown later by send(), after every callback ran
+    } catch (...) {
+      ++frame->unrecorded;  // std::bad_alloc: still counted in the AggregateError's message
+    }
+  } catch (...) {  // a Napi::Error making the message: never thrown into the core
   }
 }
 
@@ -78,10 +74,11 @@ void trampoline(void* self, const char* /*dest*/, const char* msg) noexcept {
 // ERR_CALLBACKS_THREW whose `errors` are the thrown values in delivery order. Building it may run JS (a getter for
 // globalThis.AggregateError that sends, registers or shuts down): by then the frame is off the send stack, so no
 // trampoline writes to it, and callbacks_threw has read it before that JS runs.
-void throw_collected(napi_env env, const SendFrame& frame, const Utf8Arg& dest) {
-  const napi_value error = errors::callbacks_threw(env, frame.errors.data(), frame.errors.size(),
-                                                   frame.errors.size() + frame.unrecorded, dest.c_str(), dest.length());
-  (void)napi_throw(env, error);  // fails only if JS can no longer run (a terminating worker): nobody to throw to
+void throw_collected(Napi::Env env, const SendFrame& frame, const Utf8Arg& dest) {
+  const std::size_t count = frame.errors.size() + frame.unrecorded;
+  const Napi::Value error =
+      errors::callbacks_threw(env, frame.errors.data(), frame.errors.size(), count, dest.c_str(), dest.length());
+  fast::throw_value(env, error);  // the value itself, not wrapped in a Napi::Error (see fast.hpp)
 }
 
 // Pushes a frame on the environment's send stack for the duration of one dispatcher_send.
@@ -100,15 +97,14 @@ class SendScope {
   SendFrame& frame_;
 };
 
+}  // namespace
+
 // handler(dest, callback): subscription handle
-Napi::Value handler(const Napi::CallbackInfo& info) {
-  const napi_env env = info.Env();
-  AddonState& state = state_of(info);
+Napi::Value handler(const Napi::CallbackInfo& info, AddonState& state) {
+  const Napi::Env env = info.Env();
   Utf8Arg dest;
   read_dest(env, info[0], dest);
-  napi_valuetype type;
-  check(env, napi_typeof(env, info[1], &type));
-  if (type != napi_function) errors::throw_invalid_arg_type(env, "a function", "callback", info[1]);
+  if (!info[1].IsFunction()) errors::throw_invalid_arg_type(env, "a function", "callback", info[1]);
 
   std::optional<SubscriptionKey> key;
   try {
@@ -142,11 +138,12 @@ Napi::Value handler(const Napi::CallbackInfo& info) {
   return handle_value(env, state, Kind::kSubscription, key->generation, key->slot);
 }
 
+namespace {
+
 // cancel(handle, dest?) / finalize_subscription(handle): true, or false if already cancelled (or, with a dest, not
 // registered under it: then it stays registered).
-Napi::Value release_subscription(const Napi::CallbackInfo& info, bool finalized) {
-  const napi_env env = info.Env();
-  AddonState& state = state_of(info);
+Napi::Value release_subscription(const Napi::CallbackInfo& info, AddonState& state, bool finalized) {
+  const Napi::Env env = info.Env();
   const std::optional<SubscriptionKey> key = resolve(env, state, state.subscriptions, info[0], Kind::kSubscription);
   Utf8Arg dest;
   const bool with_dest = !finalized && !info[1].IsUndefined();
@@ -165,27 +162,30 @@ Napi::Value release_subscription(const Napi::CallbackInfo& info, bool finalized)
   return Napi::Boolean::New(env, true);
 }
 
-Napi::Value cancel(const Napi::CallbackInfo& info) { return release_subscription(info, false); }
-Napi::Value finalize_subscription(const Napi::CallbackInfo& info) { return release_subscription(info, true); }
+}  // namespace
+
+Napi::Value cancel(const Napi::CallbackInfo& info, AddonState& state) {
+  return release_subscription(info, state, false);
+}
+Napi::Value finalize_subscription(const Napi::CallbackInfo& info, AddonState& state) {
+  return release_subscription(info, state, true);
+}
 
 // subscription_active(handle): whether still registered (false for a released handle, no error).
-Napi::Value subscription_active(const Napi::CallbackInfo& info) {
-  AddonState& state = state_of(info);
+Napi::Value subscription_active(const Napi::CallbackInfo& info, AddonState& state) {
   const bool live = resolve(info.Env(), state, state.subscriptions, info[0], Kind::kSubscription).has_value();
   return Napi::Boolean::New(info.Env(), live);
 }
 
 // send(dest, message): how many callbacks ran; afterwards throws what they threw.
-Napi::Value send(const Napi::CallbackInfo& info) {
-  const napi_env env = info.Env();
-  AddonState& state = state_of(info);
+Napi::Value send(const Napi::CallbackInfo& info, AddonState& state) {
+  const Napi::Env env = info.Env();
   Utf8Arg dest;
   read_dest(env, info[0], dest);
   Utf8Arg message;
   read_message(env, info[1], message);
 
-  SendFrame frame{info[1], nullptr, {}, 0, nullptr};
-  check(env, napi_get_undefined(env, &frame.receiver));
+  SendFrame frame{info[1], env.Undefined(), {}, 0, nullptr};
   std::int32_t delivered;
   {
     SendScope scope(state, frame);  // the trampolines of this send (and of none nested in it) report to `frame`
@@ -195,32 +195,18 @@ Napi::Value send(const Napi::CallbackInfo& info) {
     throw_collected(env, frame, dest);
     return Napi::Value();  // the pending exception is the result
   }
-  napi_value result;
-  check(env, napi_create_int32(env, delivered, &result));
-  return Napi::Value(env, result);
+  return Napi::Number::New(env, delivered);
 }
 
 // shutdown(): cancels every registration of this environment (counted as cancelled), then dispatcher_shutdown, which
 // also joins the worker and discards the posts it had not delivered: their promises resolve with 0 (no callback ran).
 // Producers keep running (their next post restarts the worker).
-Napi::Value shutdown(const Napi::CallbackInfo& info) {
-  AddonState& state = state_of(info);
+Napi::Value shutdown(const Napi::CallbackInfo& info, AddonState& state) {
   // Each entry is destroyed as take_each hands it over: dispatcher_cancel, then its boxes and reference.
   const std::size_t cancelled = state.subscriptions.take_each([](SubscriptionEntry&&) {});
   state.handlers.cancelled += cancelled;
   (void)dispatcher_shutdown(state.dispatcher.get());  // holds nothing of ours by now; frees its own records
   return Napi::Number::New(info.Env(), static_cast<double>(cancelled));
-}
-
-}  // namespace
-
-void add_subscription_exports(Napi::Env env, Napi::Object exports) {
-  exports.Set("handler", Napi::Function::New<handler>(env, "handler"));
-  exports.Set("cancel", Napi::Function::New<cancel>(env, "cancel"));
-  exports.Set("finalize_subscription", Napi::Function::New<finalize_subscription>(env, "finalize_subscription"));
-  exports.Set("subscription_active", Napi::Function::New<subscription_active>(env, "subscription_active"));
-  exports.Set("send", Napi::Function::New<send>(env, "send"));
-  exports.Set("shutdown", Napi::Function::New<shutdown>(env, "shutdown"));
 }
 
 Napi::Object handler_stats(Napi::Env env, const AddonState& state) {
