@@ -83,16 +83,25 @@ const char* uint8array_bytes(napi_env env, napi_value input, std::size_t* length
   return data != nullptr ? static_cast<const char*>(data) : kEmpty;
 }
 
+// Strings up to this many UTF-8 bytes are converted on the stack.
+constexpr std::size_t kShortString = 256;
+
 // print_and_return(input: string | Uint8Array): handle
 napi_value print_and_return_raw(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value input = nullptr;
     AddonState& state = one_argument(env, info, &input);
-    Utf8Arg text;  // the UTF-8 copy of a string: owned by this frame, freed when it returns
-    if (text.read(env, input)) {
-      return store_string(env, state, text.c_str(), text.length(), InputKind::kString);
-    }
+    // A short string is converted into this frame's stack buffer and copied by the core; a longer one is converted
+    // straight into the core's memory (no scratch, no second copy: issue 12's 1 MiB round trip).
+    char stack[kShortString + 4 + 1];
     std::size_t length = 0;
+    const napi_status as_string = napi_get_value_string_utf8(env, input, stack, sizeof stack, &length);
+    if (as_string == napi_ok) {
+      // Node-API never writes a partial character, so with 4 bytes to spare a result of at most kShortString is all.
+      if (length <= kShortString) return store_string(env, state, stack, length, InputKind::kString);
+      return store_js_string(env, state, input);
+    }
+    if (as_string != napi_string_expected) check(env, as_string);
     const char* bytes = uint8array_bytes(env, input, &length);  // borrowed from JS for the duration of this call
     return store_string(env, state, bytes, length, InputKind::kUint8Array);
   });

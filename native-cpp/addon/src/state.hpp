@@ -37,17 +37,30 @@ class ExternalMemory {
     const std::int64_t pending = pending_.fetch_add(delta, std::memory_order_relaxed) + delta;
     if (delta < kBatch && delta > -kBatch && pending < kBatch && pending > -kBatch) return;
     const std::int64_t batch = pending_.exchange(0, std::memory_order_relaxed);
+#ifdef NAPI_OWNERSHIP_SEED_BUG_NO_EXTERNAL_MEMORY
+    // Seeded bug 8 (leak-test self-test builds only): V8 is never told. Nothing leaks (the fallback frees everything
+    // it is given), but nothing prompts the collections that let it: test/fallback.test.ts's bound must fail.
+    (void)env;
+    (void)batch;
+#else
     try {
       Napi::MemoryManagement::AdjustExternalMemory(env, batch);
+      reported_.fetch_add(batch, std::memory_order_relaxed);
     } catch (...) {  // Napi::Error: not reported; kept for the next batch
       pending_.fetch_add(batch, std::memory_order_relaxed);
     }
+#endif
   }
   // Any thread: records `delta` without calling Node-API; the JS thread's next batch reports it.
   void defer(std::int64_t delta) noexcept { pending_.fetch_add(delta, std::memory_order_relaxed); }
 
+  // For stats(): what V8 was told, net, and what is still waiting for the next batch.
+  std::int64_t reported() const noexcept { return reported_.load(std::memory_order_relaxed); }
+  std::int64_t pending() const noexcept { return pending_.load(std::memory_order_relaxed); }
+
  private:
-  std::atomic<std::int64_t> pending_{0};  // the unreported difference
+  std::atomic<std::int64_t> pending_{0};   // the unreported difference
+  std::atomic<std::int64_t> reported_{0};  // the net sum handed to napi_adjust_external_memory
 };
 
 // What views' finalizers update: released strings whose bytes views still hold, and the external-memory report.

@@ -100,6 +100,12 @@ unsigned char g_floor_scratch[kFloorBytes];  // noop_view's bytes: zero, for the
 
 }  // namespace
 
+namespace {
+// The table takes a copy the core made (or refused: `copy` null, `status`/`offset` say why): the string's handle.
+Napi::Value store_copy(Napi::Env env, AddonState& state, CoreString copy, std::size_t length, std::int32_t status,
+                       std::size_t offset);
+}  // namespace
+
 Napi::Value store_string(Napi::Env env, AddonState& state, const char* bytes, std::size_t length, InputKind kind) {
   if (trace_enabled()) {
     const char* const how = kind == InputKind::kString ? "UTF-8 copy of a JS string" : "Uint8Array read in place";
@@ -109,8 +115,39 @@ Napi::Value store_string(Napi::Env env, AddonState& state, const char* bytes, st
   }
   std::int32_t status = CPP_CORE_STATUS_OK;
   std::size_t offset = 0;
-  // The core's copy: owned by `entry` below, then by the table; freed by cpp_free_string when the slot is released.
-  StringEntry entry{CoreString(cpp_print_and_return_len(bytes, length, &status, &offset)), length, nullptr, {}};
+  // The core's copy: owned by store_copy's entry, then by the table; freed by cpp_free_string when the slot is released.
+  CoreString copy(cpp_print_and_return_len(bytes, length, &status, &offset));
+  return store_copy(env, state, std::move(copy), length, status, offset);
+}
+
+Napi::Value store_js_string(Napi::Env env, AddonState& state, napi_value input) {
+  std::size_t length = 0;
+  if (napi_get_value_string_utf8(env, input, nullptr, 0, &length) != napi_ok) throw Napi::Error::New(env);
+  // Ours until sealed: freed by its deleter (cpp_free_string) if the conversion below fails.
+  CoreString buffer(cpp_string_alloc(length));
+  if (!buffer) errors::throw_alloc(env, length + 1);
+  std::size_t written = 0;
+  // No JS runs between the two calls, so the string is the same and `written` == `length`.
+  if (napi_get_value_string_utf8(env, input, buffer.get(), length + 1, &written) != napi_ok) {
+    throw Napi::Error::New(env);
+  }
+  if (trace_enabled()) {
+    char suffix[64];
+    std::snprintf(suffix, sizeof suffix, " (%zu B, UTF-8 written straight into the core's copy)", written);
+    trace_address("JS input", buffer.get(), suffix);
+  }
+  std::int32_t status = CPP_CORE_STATUS_OK;
+  std::size_t offset = 0;
+  // The core checks what was written; on refusal (an interior NUL) it has freed the buffer already.
+  CoreString copy(cpp_string_seal(buffer.release(), written, &status, &offset));
+  return store_copy(env, state, std::move(copy), written, status, offset);
+}
+
+namespace {
+Napi::Value store_copy(Napi::Env env, AddonState& state, CoreString copy, std::size_t length, std::int32_t status,
+                       std::size_t offset) {
+  // Owned by `entry`, then by the table; freed by cpp_free_string when the slot is released.
+  StringEntry entry{std::move(copy), length, nullptr, {}};
   if (!entry.bytes) {
     switch (status) {
       case CPP_CORE_STATUS_INTERIOR_NUL: errors::throw_interior_nul(env, "input", offset);
@@ -133,6 +170,7 @@ Napi::Value store_string(Napi::Env env, AddonState& state, const char* bytes, st
 
   return handle_value(env, state, Kind::kString, key->generation, key->slot);
 }
+}  // namespace
 
 void release_string(Napi::Env env, AddonState& state, StringKey key, bool finalized) {
   // Ours now; the slot's generation moved on. Its weak view references are deleted with it.
@@ -258,10 +296,14 @@ Napi::Value stats(const Napi::CallbackInfo& info, AddonState& state) {
                                                    {"viewHeldBytes", n(load(shared.view_held_bytes))},
                                                    {"viewCopies", n(ledger.view_copies)},
                                                    {"viewFinalizedOffThread", n(load(shared.view_finalized_off_thread))}});
+  const ExternalMemory& memory = shared.memory;
+  const auto i = [env](std::int64_t value) { return number_value(env, static_cast<double>(value)); };
   return define_object(env, {{"strings", strings},
                              {"handlers", handler_stats(env, state)},
                              {"posts", post_stats(env, state)},
-                             {"producers", producer_stats(env, state)}});
+                             {"producers", producer_stats(env, state)},
+                             {"memory", define_object(env, {{"reported", i(memory.reported())},
+                                                            {"pending", i(memory.pending())}})}});
 }
 
 // noop_view(length): the benchmark floor of a first view — a bare external ArrayBuffer and a Uint8Array over it, with

@@ -20,6 +20,10 @@ enum class InputKind { kString, kUint8Array };
 // and the table takes the copy: the string's handle. Throws the contract's input errors.
 Napi::Value store_string(Napi::Env env, AddonState& state, const char* bytes, std::size_t length, InputKind kind);
 
+// A JS string converted straight into the core's memory (cpp_string_alloc, the conversion, cpp_string_seal): no
+// scratch buffer and no second copy, for strings too long for a stack buffer. The table takes the copy.
+Napi::Value store_js_string(Napi::Env env, AddonState& state, napi_value input);
+
 // Ends the live handle `key` now (free_string, or, counted as finalized, finalize_string). Views taken before keep
 // their share: the bytes are freed now if no view holds them, else when the last view is finalized.
 void release_string(Napi::Env env, AddonState& state, StringKey key, bool finalized);

@@ -78,6 +78,11 @@ struct SubscriptionEntry {
   DispatcherRegistration registration;  // declared last: destroyed first
 };
 
+// What one registration holds natively, as reported to V8 (napi_adjust_external_memory, batched with the strings'
+// bytes): the box and its Node reference, the FFIWrapper, the table slot, the dispatcher's record and index entry.
+// Measured: RSS grows by ~395 B per registration over 400,000 raw handler() calls sharing one function (Node 20).
+inline constexpr std::int64_t kRegistrationBytes = 400;
+
 struct HandlerLedger {
   std::uint64_t registered = 0;
   std::uint64_t cancelled = 0;

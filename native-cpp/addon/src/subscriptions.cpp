@@ -135,6 +135,7 @@ Napi::Value handler(const Napi::CallbackInfo& info, AddonState& state) {
     errors::throw_subscription_alloc(env);
   }
   state.handlers.registered += 1;
+  state.shared->memory.adjust(env, kRegistrationBytes);  // V8 hears of it, so dropped ones prompt collections too
   return handle_value(env, state, Kind::kSubscription, key->generation, key->slot);
 }
 
@@ -155,6 +156,7 @@ Napi::Value release_subscription(const Napi::CallbackInfo& info, AddonState& sta
   if (with_dest && !entry.registration.cancel_under(dest.c_str())) return Napi::Boolean::New(env, false);
   std::optional<SubscriptionEntry> taken = state.subscriptions.take(*key);  // ours now; the handle is released
   (finalized ? state.handlers.finalized : state.handlers.cancelled) += 1;
+  state.shared->memory.adjust(env, -kRegistrationBytes);
   // dispatcher_cancel (unless cancel_under already did), then the FFIWrapper and the box, whose FunctionReference is
   // deleted: the function is collectable again. If the callback being cancelled is running further up this stack,
   // its trampoline does not touch the box after the JS call returns.
@@ -205,6 +207,7 @@ Napi::Value shutdown(const Napi::CallbackInfo& info, AddonState& state) {
   // Each entry is destroyed as take_each hands it over: dispatcher_cancel, then its boxes and reference.
   const std::size_t cancelled = state.subscriptions.take_each([](SubscriptionEntry&&) {});
   state.handlers.cancelled += cancelled;
+  state.shared->memory.adjust(info.Env(), -kRegistrationBytes * static_cast<std::int64_t>(cancelled));
   (void)dispatcher_shutdown(state.dispatcher.get());  // holds nothing of ours by now; frees its own records
   return Napi::Number::New(info.Env(), static_cast<double>(cancelled));
 }
