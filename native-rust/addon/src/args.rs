@@ -4,6 +4,7 @@ use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::ptr;
 
+use crate::error_codes::*;
 use napi::sys;
 
 use crate::call::{Throw, check, invalid_arg_type};
@@ -44,7 +45,7 @@ pub fn decode_handle(
 fn invalid_handle(env: sys::napi_env, value: sys::napi_value, kind: Kind) -> Throw {
     match crate::call::number_to_string(env, value) {
         Ok(n) => Throw::type_error(
-            "ERR_INVALID_HANDLE",
+            ERR_INVALID_HANDLE,
             format!("{n} is not a live or released {} handle of the {} backend", kind.name(), BACKEND.name()),
         ),
         Err(thrown) => thrown,
@@ -55,16 +56,16 @@ fn invalid_handle(env: sys::napi_env, value: sys::napi_value, kind: Kind) -> Thr
 pub fn handle_error(env: sys::napi_env, value: sys::napi_value, error: HandleError, kind: Kind) -> Throw {
     match error {
         HandleError::Foreign(other) => Throw::type_error(
-            "ERR_FOREIGN_HANDLE",
+            ERR_FOREIGN_HANDLE,
             format!("handle belongs to the {} backend, not {}", other.name(), BACKEND.name()),
         ),
         HandleError::Invalid => invalid_handle(env, value, kind),
         HandleError::ForeignEnv => Throw::error(
-            "ERR_FOREIGN_ENV",
+            ERR_FOREIGN_ENV,
             "handle belongs to another Node.js environment (worker thread)".to_owned(),
         ),
         HandleError::Released => {
-            Throw::error("ERR_NATIVE_RELEASED", format!("the native {} was already released", kind.name()))
+            Throw::error(ERR_NATIVE_RELEASED, format!("the native {} was already released", kind.name()))
         }
     }
 }
@@ -129,7 +130,7 @@ impl Utf8Arg {
         let mut heap: Vec<u8> = Vec::new();
         if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
             return Err(Throw::range_error(
-                "ERR_NATIVE_ALLOC",
+                ERR_NATIVE_ALLOC,
                 format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
             ));
         }
@@ -176,7 +177,7 @@ impl Utf8Arg {
 /// `ERR_INTERIOR_NUL`, naming the argument.
 pub fn interior_nul(name: &str, offset: usize) -> Throw {
     Throw::range_error(
-        "ERR_INTERIOR_NUL",
+        ERR_INTERIOR_NUL,
         format!("{name} contains a NUL byte at offset {offset}; a NUL-terminated C string cannot carry it"),
     )
 }
@@ -188,7 +189,7 @@ pub fn read_dest(env: sys::napi_env, value: sys::napi_value, dest: &mut Utf8Arg)
     }
     if dest.len() == 0 {
         return Err(Throw::range_error(
-            "ERR_INVALID_ARG_VALUE",
+            ERR_INVALID_ARG_VALUE,
             "dest must be a non-empty string".to_owned(),
         ));
     }

@@ -15,6 +15,7 @@ use std::ffi::{CStr, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
+use crate::error_codes::*;
 use napi::sys;
 
 use crate::state::EnvCell;
@@ -36,9 +37,6 @@ pub enum Throw {
     Pending,
 }
 
-/// Code for failures the contract does not list (a Node-API call failing unexpectedly, a panic):
-/// they should never happen, but if they do they still carry a stable code.
-pub const ERR_NATIVE_INTERNAL: &str = "ERR_NATIVE_INTERNAL";
 
 impl From<Throw> for napi::Error {
     /// For the module init, which reports through napi-rs.
@@ -217,7 +215,7 @@ pub fn type_name(env: sys::napi_env, value: sys::napi_value) -> Result<&'static 
 pub fn invalid_arg_type(env: sys::napi_env, what: &str, name: &str, value: sys::napi_value) -> Throw {
     match type_name(env, value) {
         Ok(got) => Throw::type_error(
-            "ERR_INVALID_ARG_TYPE",
+            ERR_INVALID_ARG_TYPE,
             format!("Expected {what} for {name} but received {got}"),
         ),
         Err(thrown) => thrown,

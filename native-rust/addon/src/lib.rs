@@ -17,6 +17,7 @@
 
 mod args;
 mod call;
+mod error_codes;
 mod handles;
 mod state;
 mod strings;

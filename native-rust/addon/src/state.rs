@@ -8,6 +8,7 @@ use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
+use crate::error_codes::*;
 use napi::sys;
 use napi_ownership_dispatch::{Dispatcher, UserSpaceWrapper};
 
@@ -236,7 +237,7 @@ pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
     }
     let dispatcher = Dispatcher::new().ok_or_else(|| {
         Throw::range_error(
-            "ERR_NATIVE_ALLOC",
+            ERR_NATIVE_ALLOC,
             "could not allocate the dispatcher of this environment".to_owned(),
         )
     })?;

@@ -12,8 +12,9 @@ use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use crate::error_codes::*;
 use napi::sys;
-use napi_ownership_core as core;
+use napi_ownership_core::{self as core, CopyError, CoreString};
 
 use crate::args::{BACKEND, STACK_BUFFER_LEN, STACK_STRING_MAX, decode_handle, handle_error};
 use crate::call::{
@@ -22,39 +23,6 @@ use crate::call::{
 };
 use crate::handles::{Handle, HandleError, Kind, TableFull};
 use crate::state::{EnvState, Release, SharedLedger};
-
-/// A string copy allocated by the core. Dropping it gives it back to the core: freed by
-/// `napi_ownership_core::free_string` when the slot releases it or the environment tears down.
-pub struct CoreString {
-    ptr: NonNull<c_char>,
-    /// Bytes without the NUL.
-    len: usize,
-}
-
-impl CoreString {
-    fn as_ptr(&self) -> *mut c_char {
-        self.ptr.as_ptr()
-    }
-
-    /// Makes sure the NUL at `len` is the first 0 byte again, whatever JS wrote through a view.
-    /// The core frees with `CString::from_raw`, which re-measures the length with `strlen`.
-    fn restore_terminator(&mut self) {
-        // SAFETY: `ptr` is our live allocation of `len + 1` bytes; this runs just before it is freed,
-        // when no view shares it any more, so nothing else aliases it.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), self.len) };
-        if bytes.contains(&0) {
-            bytes.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
-        }
-    }
-}
-
-impl Drop for CoreString {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `print_and_return_len` and this is its only owner, so it is
-        // freed exactly once, with its terminator in place (see `restore_terminator`).
-        unsafe { core::free_string(self.ptr.as_ptr()) };
-    }
-}
 
 /// Weak references to the newest view of a live string (the ArrayBuffer and the Uint8Array), so
 /// `string_view` can hand the same Uint8Array out again while it lives. They own nothing.
@@ -100,9 +68,9 @@ pub struct NativeString {
 impl NativeString {
     fn as_ptr(&self) -> *mut c_char {
         match &self.bytes {
-            Bytes::Owned(bytes) => bytes.as_ptr(),
+            Bytes::Owned(bytes) => bytes.as_mut_ptr().cast(),
             // SAFETY: the slot holds a share, so the SharedBytes is alive.
-            Bytes::Shared(shared) => unsafe { shared.as_ref() }.bytes.as_ptr(),
+            Bytes::Shared(shared) => unsafe { shared.as_ref() }.bytes.as_mut_ptr().cast(),
         }
     }
 
@@ -127,7 +95,7 @@ impl NativeString {
                     // Seeded bug (leak-test self-test builds only): the bytes go now, while views may
                     // still point at them.
                     // SAFETY: deliberately unsound; only built for the leak-test self-test.
-                    unsafe { core::free_string(std::hint::black_box(shared.bytes.as_ptr())) };
+                    unsafe { core::free_string(std::hint::black_box(shared.bytes.as_mut_ptr().cast())) };
                     shared.freed_early.store(true, Ordering::Relaxed);
                 }
                 // Counted as view-held first: the last buffer's finalizer, which may run on another
@@ -174,15 +142,13 @@ impl NativeString {
 unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
     // SAFETY: see the function's contract: we are the only owner now.
     let shared = unsafe { Box::from_raw(pointer.as_ptr()) };
-    let SharedBytes { mut bytes, freed_early, ledger, .. } = *shared;
+    let SharedBytes { bytes, freed_early, ledger, .. } = *shared;
     ledger.view_held.fetch_sub(1, Ordering::Relaxed);
-    ledger.view_held_bytes.fetch_sub(bytes.len as u64, Ordering::Relaxed);
+    ledger.view_held_bytes.fetch_sub(bytes.len() as u64, Ordering::Relaxed);
     if freed_early.load(Ordering::Relaxed) {
         std::mem::forget(bytes); // seeded bug: already freed
-    } else {
-        bytes.restore_terminator();
-        // `bytes` drops here: freed by the core's `free_string`.
     }
+    // Else `bytes` drops here: freed by the core (its Drop repairs the terminator, then `free_string`).
 }
 
 /// Finalizer of an external ArrayBuffer lent by `string_view`: that buffer's share ends. Node runs
@@ -201,7 +167,7 @@ unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut c_void, hin
         if !shared.ledger.on_js_thread() {
             shared.ledger.view_finalized_off_thread.fetch_add(1, Ordering::Relaxed);
         }
-        let len = shared.bytes.len as i64;
+        let len = shared.bytes.len() as i64;
         let ledger = Arc::clone(&shared.ledger);
         match shared.shares.fetch_sub(1, Ordering::AcqRel) - 1 {
             // SAFETY: the slot's share ended earlier and this was the last buffer's.
@@ -241,7 +207,7 @@ pub fn borrow_state<'a, const N: usize>(
 
 fn alloc_failed(len: usize) -> Throw {
     Throw::range_error(
-        "ERR_NATIVE_ALLOC",
+        ERR_NATIVE_ALLOC,
         format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
     )
 }
@@ -253,32 +219,31 @@ fn trace_input(ptr: *const u8, len: usize, how: &str) {
 }
 
 /// Hands `len` bytes at `data` (borrowed for the call) to the core, which returns its own copy.
-/// A raw pointer, not a slice: a Uint8Array may sit on a SharedArrayBuffer that another thread
-/// writes, so only the core's single copy reads it.
+/// The core reads the bytes once (one copy) and validates that copy, so even a Uint8Array on a
+/// SharedArrayBuffer another thread writes gets a consistent verdict.
 fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Throw> {
-    // An empty Uint8Array may have a NULL data pointer; the core reads nothing for len 0.
-    let data = if len == 0 || data.is_null() { NonNull::dangling().as_ptr() } else { data };
-    let mut status = core::NAPI_OWNERSHIP_STATUS_OK;
-    let mut offset = 0usize;
-    // SAFETY: `data` is valid for `len` reads for the call (checked by the callers), or dangling
-    // for 0 bytes; `status`/`offset` are locals.
-    let copy = unsafe { core::print_and_return_len(data, len, &mut status, &mut offset) };
-    match (NonNull::new(copy), status) {
-        // Ownership moves from the core to this CoreString: freed by the core when it drops.
-        (Some(ptr), core::NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString { ptr, len }),
-        (_, core::NAPI_OWNERSHIP_STATUS_INTERIOR_NUL) => Err(Throw::range_error(
-            "ERR_INTERIOR_NUL",
+    let bytes: &[u8] = if len == 0 || data.is_null() {
+        // An empty Uint8Array may have a NULL data pointer; the core reads nothing for len 0.
+        &[]
+    } else {
+        // SAFETY: the callers pass Node-API's pointer to `len` bytes of an argument (a JS string's UTF-8 copy
+        // on our stack or heap, or a Uint8Array's data), valid for this call; the core reads it with one memcpy.
+        unsafe { std::slice::from_raw_parts(data, len) }
+    };
+    // Ownership moves from the core to the CoreString: freed by the core when it drops.
+    CoreString::copy(bytes).map_err(|error| match error {
+        CopyError::InteriorNul { offset } => Throw::range_error(
+            ERR_INTERIOR_NUL,
             format!(
                 "input contains a NUL byte at offset {offset}; a NUL-terminated C string cannot carry it"
             ),
-        )),
-        (_, core::NAPI_OWNERSHIP_STATUS_INVALID_UTF8) => Err(Throw::range_error(
-            "ERR_INVALID_UTF8",
+        ),
+        CopyError::InvalidUtf8 { offset } => Throw::range_error(
+            ERR_INVALID_UTF8,
             format!("input is not valid UTF-8 (first bad byte at offset {offset})"),
-        )),
-        (_, core::NAPI_OWNERSHIP_STATUS_ALLOC_FAILED) => Err(alloc_failed(len)),
-        (_, other) => Err(Throw::internal(&format!("the core returned status {other}"))),
-    }
+        ),
+        CopyError::AllocFailed => alloc_failed(len),
+    })
 }
 
 /// Reads a JS string as UTF-8 and copies it in the core: through a stack buffer when it fits in
@@ -367,7 +332,7 @@ impl Export<1> for PrintAndReturn {
             None => copy_uint8array(env, input)?
                 .ok_or_else(|| invalid_arg_type(env, "a string or Uint8Array", "input", input))?,
         };
-        let len = copy.len;
+        let len = copy.len();
         let mut state = borrow_state(call)?;
         // Ownership moves into the table: the slot owns the copy until free_string,
         // finalize_string or teardown.
@@ -378,7 +343,7 @@ impl Export<1> for PrintAndReturn {
             // drops here, giving its bytes back to the core.
             .map_err(|TableFull(_entry)| {
                 Throw::range_error(
-                    "ERR_NATIVE_ALLOC",
+                    ERR_NATIVE_ALLOC,
                     format!(
                         "could not allocate a handle for the native {}: the handle table of this environment is full",
                         Kind::String.name()
@@ -586,7 +551,7 @@ impl Export<1> for StringView {
         let status = unsafe {
             sys::napi_create_external_arraybuffer(
                 env,
-                shared.bytes.as_ptr().cast(),
+                shared.bytes.as_mut_ptr().cast(),
                 len,
                 Some(view_finalized),
                 pointer.as_ptr().cast(),
@@ -634,18 +599,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn core_string_round_trip_and_terminator_repair() {
-        let text = "héllo".as_bytes();
-        let mut copy = copy_in_core(text.as_ptr(), text.len()).ok().unwrap();
-        assert_eq!(copy.len, 6);
-        // SAFETY: test-only write inside the allocation, as JS could through a view.
-        unsafe { copy.as_ptr().add(2).write(0) };
-        copy.restore_terminator();
-        // SAFETY: live NUL-terminated allocation.
-        assert_eq!(unsafe { CStr::from_ptr(copy.as_ptr()) }.count_bytes(), 6);
-    }
-
-    #[test]
     fn core_errors_map_to_contract_codes() {
         let code = |bytes: &[u8]| match copy_in_core(bytes.as_ptr(), bytes.len()) {
             Err(Throw::New { code, message, .. }) => (code, message),
@@ -654,13 +607,13 @@ mod tests {
         assert_eq!(
             code(b"ab\0"),
             (
-                "ERR_INTERIOR_NUL",
+                ERR_INTERIOR_NUL,
                 "input contains a NUL byte at offset 2; a NUL-terminated C string cannot carry it".into()
             )
         );
         assert_eq!(
             code(b"a\xff"),
-            ("ERR_INVALID_UTF8", "input is not valid UTF-8 (first bad byte at offset 1)".into())
+            (ERR_INVALID_UTF8, "input is not valid UTF-8 (first bad byte at offset 1)".into())
         );
         assert!(copy_in_core(ptr::null(), 0).is_ok(), "an empty Uint8Array may have no data pointer");
     }

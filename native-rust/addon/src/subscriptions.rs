@@ -23,6 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::ptr;
 
+use crate::error_codes::*;
 use napi::sys;
 use napi_ownership_dispatch::{OnSend, cancel_, handler_};
 
@@ -148,7 +149,7 @@ impl Drop for JsCallback {
 
 fn subscription_alloc_failed() -> Throw {
     // Not worded by the contract (the same wording as the cpp backend): nothing was registered.
-    Throw::range_error("ERR_NATIVE_ALLOC", "could not allocate the native subscription".to_owned())
+    Throw::range_error(ERR_NATIVE_ALLOC, "could not allocate the native subscription".to_owned())
 }
 
 pub struct Handler;
@@ -168,7 +169,7 @@ impl Export<2> for Handler {
         // what it enqueues names this handle.
         let (slot, generation) = state.subscriptions.next_key().ok_or_else(|| {
             Throw::range_error(
-                "ERR_NATIVE_ALLOC",
+                ERR_NATIVE_ALLOC,
                 format!(
                     "could not allocate a handle for the native {}: the handle table of this environment is full",
                     Kind::Subscription.name()
@@ -394,7 +395,7 @@ pub fn collected_error(
     let mut elements = Vec::new();
     if elements.try_reserve_exact(errors.len()).is_err() {
         return Err(Throw::range_error(
-            "ERR_NATIVE_ALLOC",
+            ERR_NATIVE_ALLOC,
             "could not allocate the list of thrown values".to_owned(),
         ));
     }
@@ -403,7 +404,7 @@ pub fn collected_error(
     }
     define(env, array, &elements)?;
     let message = create_string(env, &format!("{count} callbacks threw while delivering to \"{dest}\""))?;
-    let code = create_string(env, "ERR_CALLBACKS_THREW")?;
+    let code = create_string(env, ERR_CALLBACKS_THREW)?;
     let (code_name, errors_name) = (create_string(env, "code")?, create_string(env, "errors")?);
 
     // 2. JS may run from here (a getter, a patched constructor or iterator), and may call any export: nothing below

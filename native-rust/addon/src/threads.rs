@@ -40,6 +40,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
+use crate::error_codes::*;
 use napi::sys;
 use napi_ownership_dispatch::{Delivered, Producer};
 
@@ -683,7 +684,7 @@ impl<T> Slab<T> {
         let reserve = self.slots.len() + 1 - self.free.len();
         if self.slots.try_reserve(1).is_err() || self.free.try_reserve(reserve).is_err() {
             return Err(Throw::range_error(
-                "ERR_NATIVE_ALLOC",
+                ERR_NATIVE_ALLOC,
                 "could not allocate the record of a pending post".to_owned(),
             ));
         }
@@ -1051,7 +1052,7 @@ impl Export<2> for Post {
         if posted.is_err() {
             state.posts.waiters.remove(id);
             return Err(Throw::range_error(
-                "ERR_NATIVE_ALLOC",
+                ERR_NATIVE_ALLOC,
                 "could not queue the message: the dispatcher could not copy it or start its worker thread"
                     .to_owned(),
             ));
@@ -1076,7 +1077,7 @@ pub fn read_integer(env: sys::napi_env, value: sys::napi_value, name: &str, max:
         return Ok(number as u32);
     }
     Err(Throw::range_error(
-        "ERR_OUT_OF_RANGE",
+        ERR_OUT_OF_RANGE,
         format!(
             "The value of \"{name}\" is out of range. It must be an integer from 0 to {max}. Received {}",
             number_to_string(env, value)?
@@ -1104,7 +1105,7 @@ impl Export<3> for Produce {
         let mut state = borrow_state(call)?;
         let (slot, generation) = state.producers.next_key().ok_or_else(|| {
             Throw::range_error(
-                "ERR_NATIVE_ALLOC",
+                ERR_NATIVE_ALLOC,
                 "could not allocate a handle for the native producer: the handle table of this environment is full"
                     .to_owned(),
             )
@@ -1126,7 +1127,7 @@ impl Export<3> for Produce {
             // Nothing started: no item will name the waiter.
             state.posts.waiters.remove(id);
             return Err(Throw::range_error(
-                "ERR_NATIVE_ALLOC",
+                ERR_NATIVE_ALLOC,
                 "could not start the native producer thread".to_owned(),
             ));
         };
