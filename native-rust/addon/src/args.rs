@@ -7,9 +7,8 @@ use std::ptr;
 use crate::error_codes::*;
 use napi::sys;
 
-use crate::call::{Throw, check, invalid_arg_type};
 use crate::handles::{Backend, Handle, HandleError, Kind};
-use crate::state::EnvState;
+use crate::js::{Throw, check, invalid_arg_type, number_to_string};
 
 pub const BACKEND: Backend = Backend::Rust;
 
@@ -19,7 +18,7 @@ pub const BACKEND: Backend = Backend::Rust;
 /// Decodes a handle argument in the contract's order, up to (not including) the table lookup.
 pub fn decode_handle(
     env: sys::napi_env,
-    state: &EnvState,
+    env_id: u8,
     value: sys::napi_value,
     kind: Kind,
 ) -> Result<Handle, Throw> {
@@ -38,12 +37,12 @@ pub fn decode_handle(
         return Err(invalid_handle(env, value, kind));
     }
     let handle = Handle::decode(integer);
-    handle.classify(BACKEND, kind, state.env_id).map_err(|e| handle_error(env, value, e, kind))?;
+    handle.classify(BACKEND, kind, env_id).map_err(|e| handle_error(env, value, e, kind))?;
     Ok(handle)
 }
 
 fn invalid_handle(env: sys::napi_env, value: sys::napi_value, kind: Kind) -> Throw {
-    match crate::call::number_to_string(env, value) {
+    match number_to_string(env, value) {
         Ok(n) => Throw::type_error(
             ERR_INVALID_HANDLE,
             format!("{n} is not a live or released {} handle of the {} backend", kind.name(), BACKEND.name()),
@@ -188,10 +187,7 @@ pub fn read_dest(env: sys::napi_env, value: sys::napi_value, dest: &mut Utf8Arg)
         return Err(invalid_arg_type(env, "a non-empty string", "dest", value));
     }
     if dest.len() == 0 {
-        return Err(Throw::range_error(
-            ERR_INVALID_ARG_VALUE,
-            "dest must be a non-empty string".to_owned(),
-        ));
+        return Err(Throw::range_error(ERR_INVALID_ARG_VALUE, "dest must be a non-empty string".to_owned()));
     }
     dest.c_str().map_err(|offset| interior_nul("dest", offset))
 }

@@ -6,7 +6,7 @@
 //! co-owns them ([`SharedBytes`]): the bytes are freed when the handle and every such buffer have
 //! let go, so native code a view was handed to (fs, zlib, a socket) never reads freed memory.
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{c_char, c_void};
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -16,19 +16,15 @@ use crate::error_codes::*;
 use napi::sys;
 use napi_ownership_core::{self as core, CopyError, CoreString};
 
-use crate::args::{BACKEND, STACK_BUFFER_LEN, STACK_STRING_MAX, decode_handle, handle_error};
-use crate::call::{
-    Call, CallResult, Export, Throw, check, create_bigint_u64, create_double, create_object, get_boolean,
-    invalid_arg_type,
-};
-use crate::handles::{Handle, HandleError, Kind, TableFull};
-use crate::state::{EnvState, Release, SharedLedger};
+use crate::args::{STACK_BUFFER_LEN, STACK_STRING_MAX};
+use crate::js::{CallResult, Throw, check};
+use crate::ledger::SharedLedger;
 
 /// Weak references to the newest view of a live string (the ArrayBuffer and the Uint8Array), so
 /// `string_view` can hand the same Uint8Array out again while it lives. They own nothing.
-struct View {
-    buffer: sys::napi_ref,
-    array: sys::napi_ref,
+pub(crate) struct View {
+    pub(crate) buffer: sys::napi_ref,
+    pub(crate) array: sys::napi_ref,
 }
 
 /// A string's bytes once a view has lent them to JS (seed 004's MemoryGuard: whoever can reach the
@@ -38,20 +34,20 @@ struct View {
 /// buffer's finalize hint. Its shares are one atomic word, because a runtime may finalize a buffer
 /// on another thread (Deno: V8's backing-store deleter) while the JS thread releases the handle.
 pub struct SharedBytes {
-    bytes: CoreString,
+    pub(crate) bytes: CoreString,
     /// The shares: [`SLOT_SHARE`] while the table slot holds one (the handle is live), plus one per
     /// external ArrayBuffer over the bytes not yet finalized. The owner that takes it to 0 frees.
-    shares: AtomicU32,
+    pub(crate) shares: AtomicU32,
     /// Seeded bug only: the bytes were already given back to the core.
-    freed_early: AtomicBool,
-    ledger: Arc<SharedLedger>,
+    pub(crate) freed_early: AtomicBool,
+    pub(crate) ledger: Arc<SharedLedger>,
 }
 
 /// The table slot's share in [`SharedBytes::shares`]; the bits below it count buffers.
-const SLOT_SHARE: u32 = 1 << 31;
+pub(crate) const SLOT_SHARE: u32 = 1 << 31;
 
 /// Who owns a live string's bytes: the slot alone, or the slot together with views.
-enum Bytes {
+pub(crate) enum Bytes {
     Owned(CoreString),
     /// The slot's share of bytes lent to views; the pointer came from `Box::into_raw` and stays
     /// valid while this share or any buffer's share is held.
@@ -60,13 +56,13 @@ enum Bytes {
 
 /// A slot's payload: the core's copy and, once `string_view` was called, its view.
 pub struct NativeString {
-    bytes: Bytes,
-    len: usize,
-    view: Option<View>,
+    pub(crate) bytes: Bytes,
+    pub(crate) len: usize,
+    pub(crate) view: Option<View>,
 }
 
 impl NativeString {
-    fn as_ptr(&self) -> *mut c_char {
+    pub(crate) fn as_ptr(&self) -> *mut c_char {
         match &self.bytes {
             Bytes::Owned(bytes) => bytes.as_mut_ptr().cast(),
             // SAFETY: the slot holds a share, so the SharedBytes is alive.
@@ -77,7 +73,7 @@ impl NativeString {
     /// Ends the handle's hold on the bytes: our weak references go, and the bytes are given back to
     /// the core now if no view shares them, else by the last view's finalizer. Updates the ledger
     /// and the external-memory report.
-    fn release(mut self, env: sys::napi_env, ledger: &SharedLedger) {
+    pub(crate) fn release(mut self, env: sys::napi_env, ledger: &SharedLedger) {
         if let Some(view) = self.view.take() {
             delete_view_refs(env, view);
         }
@@ -133,13 +129,119 @@ impl NativeString {
     }
 }
 
+impl NativeString {
+    /// A slot's payload for a fresh copy: the slot alone owns it until the first view.
+    pub fn new(copy: CoreString) -> Self {
+        let len = copy.len();
+        NativeString { bytes: Bytes::Owned(copy), len, view: None }
+    }
+
+    /// Bytes without the NUL.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The address of the bytes (for `string_info` and `string_text`).
+    pub fn address(&self) -> *const c_char {
+        self.as_ptr()
+    }
+
+    /// `string_view`: a Uint8Array over the native bytes, zero-copy. Its ArrayBuffer co-owns the bytes (one share,
+    /// ended by `view_finalized`), so they outlive `free_string` for as long as JS, or native code JS handed the view
+    /// to, can reach them. The same Uint8Array is returned while it is alive. A copy (counted in `view_copies`)
+    /// where external buffers are refused, or in a `copy-views` build.
+    pub fn view(
+        &mut self,
+        env: sys::napi_env,
+        ledger: &Arc<SharedLedger>,
+        view_copies: &mut u64,
+    ) -> CallResult {
+        if cfg!(feature = "copy-views") {
+            *view_copies += 1;
+            return copy_view(env, self);
+        }
+        let len = self.len;
+        // Reuse the view while it lives; else a new Uint8Array over a still-living buffer (which
+        // already holds its share).
+        if let Some(view) = &mut self.view {
+            if let Some(array) = reference_value(env, view.array) {
+                return Ok(array);
+            }
+            if let Some(buffer) = reference_value(env, view.buffer) {
+                let array = create_uint8array(env, buffer, len)?;
+                let reference = weak_reference(env, array)?;
+                // SAFETY: the old reference is ours and its value was collected.
+                let _ = unsafe { sys::napi_delete_reference(env, view.array) };
+                view.array = reference;
+                return Ok(array);
+            }
+        }
+        // No view yet, or JS let go of buffer and array: lend the bytes again, with a share.
+        if let Some(old) = self.view.take() {
+            delete_view_refs(env, old);
+        }
+        let pointer = match &mut self.bytes {
+            Bytes::Shared(pointer) => *pointer,
+            owned @ Bytes::Owned(_) => {
+                // The first view: ownership moves from the slot into a SharedBytes, of which the slot
+                // holds one share and each external buffer one more; freed by the last (free_shared).
+                let Bytes::Owned(bytes) = std::mem::replace(owned, Bytes::Shared(NonNull::dangling())) else {
+                    unreachable!()
+                };
+                let shared = Box::new(SharedBytes {
+                    bytes,
+                    shares: AtomicU32::new(SLOT_SHARE),
+                    freed_early: AtomicBool::new(false),
+                    ledger: Arc::clone(ledger),
+                });
+                let pointer = NonNull::from(Box::leak(shared));
+                *owned = Bytes::Shared(pointer);
+                pointer
+            }
+        };
+        // SAFETY: the slot's share keeps the SharedBytes alive for this call.
+        let shared = unsafe { pointer.as_ref() };
+        let mut buffer = ptr::null_mut();
+        // SAFETY: the bytes stay allocated while any share is held; this buffer's share is taken
+        // below and ended by `view_finalized` with `pointer` as its hint.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env,
+                shared.bytes.as_mut_ptr().cast(),
+                len,
+                Some(view_finalized),
+                pointer.as_ptr().cast(),
+                &mut buffer,
+            )
+        };
+        if status == sys::Status::napi_no_external_buffers_allowed {
+            *view_copies += 1;
+            return copy_view(env, self);
+        }
+        check(env, status, "napi_create_external_arraybuffer")?;
+        // The buffer holds its share from here. While any buffer lives, V8 counts the bytes itself
+        // (an external backing store), so we stop reporting them: reported once, by one of us.
+        if shared.shares.fetch_add(1, Ordering::AcqRel) == SLOT_SHARE {
+            let _ = ledger.adjust_live_bytes(env, -(len as i64));
+        }
+        let array = create_uint8array(env, buffer, len)?;
+        let buffer_ref = weak_reference(env, buffer)?;
+        let array_ref = weak_reference(env, array).inspect_err(|_| {
+            // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
+            let _ = unsafe { sys::napi_delete_reference(env, buffer_ref) };
+        })?;
+        self.view = Some(View { buffer: buffer_ref, array: array_ref });
+        Ok(array)
+    }
+}
+
 /// Gives shared bytes back to the core once their last owner let go, and un-counts them (the slot's
 /// release counted them as view-held). Runs on whichever thread ended the last share.
 ///
 /// # Safety
 /// `pointer` came from `Box::into_raw` in `string_view` and its shares reached 0, so nothing else
 /// can reach it.
-unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
+pub(crate) unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
     // SAFETY: see the function's contract: we are the only owner now.
     let shared = unsafe { Box::from_raw(pointer.as_ptr()) };
     let SharedBytes { bytes, freed_early, ledger, .. } = *shared;
@@ -159,7 +261,7 @@ unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
 /// # Safety
 /// Called by the runtime once per buffer, with the hint given to `napi_create_external_arraybuffer`:
 /// a `SharedBytes` that this buffer's share keeps alive.
-unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+pub(crate) unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     let Some(pointer) = NonNull::new(hint.cast::<SharedBytes>()) else { return };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: this buffer's share keeps the SharedBytes alive until it is ended below.
@@ -180,7 +282,7 @@ unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut c_void, hin
     }));
 }
 
-fn delete_view_refs(env: sys::napi_env, view: View) {
+pub(crate) fn delete_view_refs(env: sys::napi_env, view: View) {
     for reference in [view.array, view.buffer] {
         // SAFETY: both references were created by `string_view` for this env and are deleted only
         // here, once, when their string leaves the table.
@@ -189,30 +291,24 @@ fn delete_view_refs(env: sys::napi_env, view: View) {
 }
 
 /// The value behind a weak reference, or `None` once it has been collected.
-fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::napi_value> {
+pub(crate) fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::napi_value> {
     let mut value = ptr::null_mut();
     // SAFETY: `reference` is a live reference of this env (deleted only with its slot).
     let status = unsafe { sys::napi_get_reference_value(env, reference, &mut value) };
     (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
 }
 
-pub fn borrow_state<'a, const N: usize>(
-    call: &'a Call<'_, N>,
-) -> Result<std::cell::RefMut<'a, EnvState>, Throw> {
-    call.state.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // print_and_return
 
-fn alloc_failed(len: usize) -> Throw {
+pub(crate) fn alloc_failed(len: usize) -> Throw {
     Throw::range_error(
         ERR_NATIVE_ALLOC,
         format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
     )
 }
 
-fn trace_input(ptr: *const u8, len: usize, how: &str) {
+pub(crate) fn trace_input(ptr: *const u8, len: usize, how: &str) {
     if core::trace_enabled() {
         core::trace_line(format_args!("JS input address: {ptr:p} ({len} B, {how})"));
     }
@@ -221,7 +317,7 @@ fn trace_input(ptr: *const u8, len: usize, how: &str) {
 /// Hands `len` bytes at `data` (borrowed for the call) to the core, which returns its own copy.
 /// The core reads the bytes once (one copy) and validates that copy, so even a Uint8Array on a
 /// SharedArrayBuffer another thread writes gets a consistent verdict.
-fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Throw> {
+pub(crate) fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Throw> {
     let bytes: &[u8] = if len == 0 || data.is_null() {
         // An empty Uint8Array may have a NULL data pointer; the core reads nothing for len 0.
         &[]
@@ -248,7 +344,10 @@ fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Throw> {
 
 /// Reads a JS string as UTF-8 and copies it in the core: through a stack buffer when it fits in
 /// `STACK_STRING_MAX` bytes, else through an exactly sized heap buffer. `None` if not a string.
-fn copy_js_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<CoreString>, Throw> {
+pub(crate) fn copy_js_string(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> Result<Option<CoreString>, Throw> {
     let mut stack = [MaybeUninit::<u8>::uninit(); STACK_BUFFER_LEN];
     let mut written = 0usize;
     // SAFETY: `stack` has room for STACK_BUFFER_LEN bytes including the NUL Node-API writes.
@@ -287,7 +386,10 @@ fn copy_js_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<C
 }
 
 /// Reads a Uint8Array in place (no copy on the way in). `None` if not a Uint8Array.
-fn copy_uint8array(env: sys::napi_env, value: sys::napi_value) -> Result<Option<CoreString>, Throw> {
+pub(crate) fn copy_uint8array(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> Result<Option<CoreString>, Throw> {
     let mut is_typed_array = false;
     // SAFETY: `value` is an argument of the current call.
     let status = unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) };
@@ -320,133 +422,7 @@ fn copy_uint8array(env: sys::napi_env, value: sys::napi_value) -> Result<Option<
     copy_in_core(data.cast_const().cast(), len).map(Some)
 }
 
-pub struct PrintAndReturn;
-
-impl Export<1> for PrintAndReturn {
-    const NAME: &'static CStr = c"print_and_return";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let (env, input) = (call.env, call.args[0]);
-        let copy = match copy_js_string(env, input)? {
-            Some(copy) => copy,
-            None => copy_uint8array(env, input)?
-                .ok_or_else(|| invalid_arg_type(env, "a string or Uint8Array", "input", input))?,
-        };
-        let len = copy.len();
-        let mut state = borrow_state(call)?;
-        // Ownership moves into the table: the slot owns the copy until free_string,
-        // finalize_string or teardown.
-        let (slot, generation) = state
-            .strings
-            .insert(NativeString { bytes: Bytes::Owned(copy), len, view: None })
-            // Not worded by the contract (the same wording as the cpp backend). The returned entry
-            // drops here, giving its bytes back to the core.
-            .map_err(|TableFull(_entry)| {
-                Throw::range_error(
-                    ERR_NATIVE_ALLOC,
-                    format!(
-                        "could not allocate a handle for the native {}: the handle table of this environment is full",
-                        Kind::String.name()
-                    ),
-                )
-            })?;
-        state.ledger.allocated += 1;
-        state.ledger.live_bytes += len as u64;
-        let env_id = state.env_id;
-        // Best effort: a failed report must not lose the handle (and so leak the string).
-        let _ = state.adjust_live_bytes(env, len as i64);
-        drop(state);
-        create_double(env, Handle::new(env_id, BACKEND, Kind::String, generation, slot).to_f64())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// free_string / finalize_string
-
-fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
-    let env = call.env;
-    let mut state = borrow_state(call)?;
-    let handle = decode_handle(env, &state, call.args[0], Kind::String)?;
-    let string = match state.strings.remove(handle.slot, handle.generation) {
-        Ok(string) => string,
-        Err(HandleError::Released) => {
-            drop(state);
-            return get_boolean(env, false);
-        }
-        Err(error) => return Err(handle_error(env, call.args[0], error, Kind::String)),
-    };
-    let len = string.len;
-    // The handle ends now; the bytes go now, or with the last view that shares them.
-    let shared = Arc::clone(&state.shared);
-    string.release(env, &shared);
-    match how {
-        Release::Freed => state.ledger.freed += 1,
-        Release::Finalized => state.ledger.finalized += 1,
-    }
-    state.ledger.live_bytes -= len as u64;
-    debug_assert_eq!(state.ledger.live(), state.strings.live() as u64);
-    drop(state);
-    get_boolean(env, true)
-}
-
-pub struct FreeString;
-
-impl Export<1> for FreeString {
-    const NAME: &'static CStr = c"free_string";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        release(call, Release::Freed)
-    }
-}
-
-pub struct FinalizeString;
-
-impl Export<1> for FinalizeString {
-    const NAME: &'static CStr = c"finalize_string";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        release(call, Release::Finalized)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// string_text / string_view / string_info
-
-/// Runs `f` on the live string named by the handle argument.
-fn with_live_string<R>(
-    call: &Call<'_, 1>,
-    f: impl FnOnce(&mut NativeString) -> Result<R, Throw>,
-) -> Result<R, Throw> {
-    let mut state = borrow_state(call)?;
-    let handle = decode_handle(call.env, &state, call.args[0], Kind::String)?;
-    let string = state
-        .strings
-        .get_mut(handle.slot, handle.generation)
-        .map_err(|error| handle_error(call.env, call.args[0], error, Kind::String))?;
-    f(string)
-}
-
-pub struct StringText;
-
-impl Export<1> for StringText {
-    const NAME: &'static CStr = c"string_text";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        with_live_string(call, |string| {
-            let mut text = ptr::null_mut();
-            // SAFETY: the bytes are live for the call (the slot holds them); Node-API copies
-            // `len` bytes into a new JS string (invalid UTF-8 written through a view becomes
-            // U+FFFD), so JS keeps nothing pointing at native memory.
-            let status =
-                unsafe { sys::napi_create_string_utf8(env, string.as_ptr(), string.len as isize, &mut text) };
-            check(env, status, "napi_create_string_utf8")?;
-            Ok(text)
-        })
-    }
-}
-
-fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {
+pub(crate) fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {
     let mut array = ptr::null_mut();
     // SAFETY: `buffer` is a live ArrayBuffer of exactly `len` bytes.
     let status = unsafe {
@@ -456,7 +432,7 @@ fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) ->
     Ok(array)
 }
 
-fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::napi_ref, Throw> {
+pub(crate) fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::napi_ref, Throw> {
     let mut reference = ptr::null_mut();
     // SAFETY: `value` is a live object; a count of 0 makes the reference weak.
     let status = unsafe { sys::napi_create_reference(env, value, 0, &mut reference) };
@@ -468,7 +444,7 @@ fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::nap
 /// (`napi_no_external_buffers_allowed`: Electron, V8 sandbox builds) or this build acts as one
 /// (`copy-views`). JS owns the copy; it shares nothing, so nothing native is freed for it, and
 /// writes to it do not reach the native bytes.
-fn copy_view(env: sys::napi_env, string: &NativeString) -> CallResult {
+pub(crate) fn copy_view(env: sys::napi_env, string: &NativeString) -> CallResult {
     let mut data: *mut c_void = ptr::null_mut();
     let mut buffer = ptr::null_mut();
     // SAFETY: `data`/`buffer` are locals; creating an ArrayBuffer runs no JS.
@@ -480,118 +456,6 @@ fn copy_view(env: sys::napi_env, string: &NativeString) -> CallResult {
         unsafe { ptr::copy_nonoverlapping(string.as_ptr().cast::<u8>(), data.cast::<u8>(), string.len) };
     }
     create_uint8array(env, buffer, string.len)
-}
-
-pub struct StringView;
-
-impl Export<1> for StringView {
-    const NAME: &'static CStr = c"string_view";
-
-    /// A Uint8Array over the native bytes, zero-copy. Its ArrayBuffer co-owns the bytes (one share,
-    /// ended by `view_finalized`), so they outlive `free_string` for as long as JS, or native code JS
-    /// handed the view to, can reach them. The same Uint8Array is returned while it is alive.
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        let mut state = borrow_state(call)?;
-        let handle = decode_handle(env, &state, call.args[0], Kind::String)?;
-        let ledger = Arc::clone(&state.shared);
-        let state = &mut *state;
-        let string = state
-            .strings
-            .get_mut(handle.slot, handle.generation)
-            .map_err(|error| handle_error(env, call.args[0], error, Kind::String))?;
-        if cfg!(feature = "copy-views") {
-            state.ledger.view_copies += 1;
-            return copy_view(env, string);
-        }
-        let len = string.len;
-        // Reuse the view while it lives; else a new Uint8Array over a still-living buffer (which
-        // already holds its share).
-        if let Some(view) = &mut string.view {
-            if let Some(array) = reference_value(env, view.array) {
-                return Ok(array);
-            }
-            if let Some(buffer) = reference_value(env, view.buffer) {
-                let array = create_uint8array(env, buffer, len)?;
-                let reference = weak_reference(env, array)?;
-                // SAFETY: the old reference is ours and its value was collected.
-                let _ = unsafe { sys::napi_delete_reference(env, view.array) };
-                view.array = reference;
-                return Ok(array);
-            }
-        }
-        // No view yet, or JS let go of buffer and array: lend the bytes again, with a share.
-        if let Some(old) = string.view.take() {
-            delete_view_refs(env, old);
-        }
-        let pointer = match &mut string.bytes {
-            Bytes::Shared(pointer) => *pointer,
-            owned @ Bytes::Owned(_) => {
-                // The first view: ownership moves from the slot into a SharedBytes, of which the slot
-                // holds one share and each external buffer one more; freed by the last (free_shared).
-                let Bytes::Owned(bytes) = std::mem::replace(owned, Bytes::Shared(NonNull::dangling())) else {
-                    unreachable!()
-                };
-                let shared = Box::new(SharedBytes {
-                    bytes,
-                    shares: AtomicU32::new(SLOT_SHARE),
-                    freed_early: AtomicBool::new(false),
-                    ledger: Arc::clone(&ledger),
-                });
-                let pointer = NonNull::from(Box::leak(shared));
-                *owned = Bytes::Shared(pointer);
-                pointer
-            }
-        };
-        // SAFETY: the slot's share keeps the SharedBytes alive for this call.
-        let shared = unsafe { pointer.as_ref() };
-        let mut buffer = ptr::null_mut();
-        // SAFETY: the bytes stay allocated while any share is held; this buffer's share is taken
-        // below and ended by `view_finalized` with `pointer` as its hint.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                env,
-                shared.bytes.as_mut_ptr().cast(),
-                len,
-                Some(view_finalized),
-                pointer.as_ptr().cast(),
-                &mut buffer,
-            )
-        };
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            state.ledger.view_copies += 1;
-            return copy_view(env, string);
-        }
-        check(env, status, "napi_create_external_arraybuffer")?;
-        // The buffer holds its share from here. While any buffer lives, V8 counts the bytes itself
-        // (an external backing store), so we stop reporting them: reported once, by one of us.
-        if shared.shares.fetch_add(1, Ordering::AcqRel) == SLOT_SHARE {
-            let _ = ledger.adjust_live_bytes(env, -(len as i64));
-        }
-        let array = create_uint8array(env, buffer, len)?;
-        let buffer_ref = weak_reference(env, buffer)?;
-        let array_ref = weak_reference(env, array).inspect_err(|_| {
-            // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
-            let _ = unsafe { sys::napi_delete_reference(env, buffer_ref) };
-        })?;
-        string.view = Some(View { buffer: buffer_ref, array: array_ref });
-        Ok(array)
-    }
-}
-
-pub struct StringInfo;
-
-impl Export<1> for StringInfo {
-    const NAME: &'static CStr = c"string_info";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let (address, len) =
-            with_live_string(call, |string| Ok((string.as_ptr() as usize as u64, string.len)))?;
-        let env = call.env;
-        let address = create_bigint_u64(env, address)?;
-        let byte_length = create_double(env, len as f64)?;
-        create_object(env, &[(c"address", address), (c"byteLength", byte_length)])
-    }
 }
 
 #[cfg(test)]
