@@ -15,6 +15,9 @@
 //!   until `call_js` takes it back (and frees it, with or without an env);
 //! - **instance data** owns the per-environment state; the exported functions borrow it.
 
+// napi-derive registers `#[napi]` items only outside `cfg(test)`, so a unit-test build sees them as unused.
+#![cfg_attr(test, allow(dead_code))]
+
 // Module layers (each uses only those above it; no module imports one below it):
 //   error_codes, handles, js            — codes, handle bits and tables, Node-API helpers and `Throw`
 //   ledger, args                        — the contract's counters; decoding arguments
@@ -22,7 +25,7 @@
 //   callbacks, posts                    — boxed JS callbacks; who waits for delivery items
 //   state                               — the per-environment state that owns all of the above
 //   delivery, call, lifecycle           — items processed on the JS thread; the export trampoline; load and teardown
-//   exports                             — every export of the contract
+//   bind, exports, fast                 — #[napi] glue; every export of the contract; the raw fast path
 mod error_codes;
 mod handles;
 mod js;
@@ -43,7 +46,9 @@ mod call;
 mod delivery;
 mod lifecycle;
 
+mod bind;
 mod exports;
+mod fast;
 
 use napi::bindgen_prelude::Object;
 use napi::{Env, JsValue};

@@ -73,6 +73,21 @@ pub fn env_state(env: sys::napi_env) -> Result<*const EnvCell, Throw> {
     Ok(state.cast_const())
 }
 
+/// This environment's state, for a `#[napi]` export (see `bind.rs`). Raw `napi_get_instance_data`, not napi-rs's
+/// `Env::get_instance_data`: that one exists only with napi-rs feature `napi6`, which turns on `napi4` and with it the
+/// per-environment threadsafe function napi-rs never releases (see raw_tsfn.rs). Borrowed for as long as `env`
+/// is: instance data is freed only at teardown, when no export runs.
+pub fn env_cell<'a>(env: sys::napi_env) -> Result<&'a EnvCell, Throw> {
+    let mut data: *mut c_void = ptr::null_mut();
+    // SAFETY: `env` is the environment of the current call; `data` is a local.
+    let status = unsafe { sys::napi_get_instance_data(env, &mut data) };
+    check(env, status, "napi_get_instance_data")?;
+    // SAFETY: only `env_state` sets this environment's instance data (napi-rs never does with napi3), to a live
+    // `EnvCell` that instance data owns until teardown.
+    unsafe { data.cast_const().cast::<EnvCell>().as_ref() }
+        .ok_or_else(|| Throw::internal("the environment's state is missing"))
+}
+
 /// Instance-data finalizer: the environment is going away. Runs after the cleanup hook (threads stopped,
 /// threadsafe function released and drained). Frees every string still live, cancels every registration still live
 /// (freeing its boxes and deleting its reference to the JS function), drops pending promises' records (unsettled: no

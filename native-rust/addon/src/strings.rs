@@ -7,7 +7,6 @@
 //! let go, so native code a view was handed to (fs, zlib, a socket) never reads freed memory.
 
 use std::ffi::{c_char, c_void};
-use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -16,7 +15,6 @@ use crate::error_codes::*;
 use napi::sys;
 use napi_ownership_core::{self as core, CopyError, CoreString};
 
-use crate::args::{STACK_BUFFER_LEN, STACK_STRING_MAX};
 use crate::js::{CallResult, Throw, check};
 use crate::ledger::SharedLedger;
 
@@ -340,86 +338,6 @@ pub(crate) fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Th
         ),
         CopyError::AllocFailed => alloc_failed(len),
     })
-}
-
-/// Reads a JS string as UTF-8 and copies it in the core: through a stack buffer when it fits in
-/// `STACK_STRING_MAX` bytes, else through an exactly sized heap buffer. `None` if not a string.
-pub(crate) fn copy_js_string(
-    env: sys::napi_env,
-    value: sys::napi_value,
-) -> Result<Option<CoreString>, Throw> {
-    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_BUFFER_LEN];
-    let mut written = 0usize;
-    // SAFETY: `stack` has room for STACK_BUFFER_LEN bytes including the NUL Node-API writes.
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(env, value, stack.as_mut_ptr().cast(), STACK_BUFFER_LEN, &mut written)
-    };
-    if status == sys::Status::napi_string_expected {
-        return Ok(None);
-    }
-    check(env, status, "napi_get_value_string_utf8")?;
-    if written <= STACK_STRING_MAX {
-        // Node-API initialised the first `written` bytes of `stack`.
-        let data = stack.as_ptr().cast::<u8>();
-        trace_input(data, written, "UTF-8 copy of a JS string");
-        return copy_in_core(data, written).map(Some);
-    }
-
-    let mut len = 0usize;
-    // SAFETY: a NULL buffer asks only for the UTF-8 length.
-    let status = unsafe { sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len) };
-    check(env, status, "napi_get_value_string_utf8")?;
-    let mut heap: Vec<u8> = Vec::new();
-    if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
-        return Err(alloc_failed(len));
-    }
-    // SAFETY: `heap` has capacity for `len + 1` bytes (string and NUL).
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(env, value, heap.as_mut_ptr().cast(), len + 1, &mut written)
-    };
-    check(env, status, "napi_get_value_string_utf8")?;
-    // SAFETY: Node-API initialised `written` (== len) bytes.
-    unsafe { heap.set_len(written) };
-    trace_input(heap.as_ptr(), written, "UTF-8 copy of a JS string");
-    // The staging buffer is ours and dropped here; the core made its own copy.
-    copy_in_core(heap.as_ptr(), heap.len()).map(Some)
-}
-
-/// Reads a Uint8Array in place (no copy on the way in). `None` if not a Uint8Array.
-pub(crate) fn copy_uint8array(
-    env: sys::napi_env,
-    value: sys::napi_value,
-) -> Result<Option<CoreString>, Throw> {
-    let mut is_typed_array = false;
-    // SAFETY: `value` is an argument of the current call.
-    let status = unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) };
-    check(env, status, "napi_is_typedarray")?;
-    if !is_typed_array {
-        return Ok(None);
-    }
-    let mut kind = sys::TypedarrayType::int8_array;
-    let mut len = 0usize;
-    let mut data: *mut c_void = ptr::null_mut();
-    // SAFETY: `value` is a TypedArray; out-params are locals, unused ones NULL.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            env,
-            value,
-            &mut kind,
-            &mut len,
-            &mut data,
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
-    check(env, status, "napi_get_typedarray_info")?;
-    if kind != sys::TypedarrayType::uint8_array {
-        return Ok(None);
-    }
-    // Node-API reports `data` (already offset by byteOffset) valid for `len` bytes; the array is an
-    // argument, so it stays alive for this call and no JS on this thread runs meanwhile.
-    trace_input(data.cast_const().cast(), len, "Uint8Array read in place");
-    copy_in_core(data.cast_const().cast(), len).map(Some)
 }
 
 pub(crate) fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {

@@ -2,7 +2,7 @@
 //! `noop_view`, `stats`.
 
 mod posts;
-mod strings;
+pub(crate) mod strings;
 mod subscriptions;
 
 use std::ffi::{CStr, c_void};
@@ -12,26 +12,14 @@ use std::sync::atomic::Ordering;
 use napi::sys;
 
 use crate::call::{Call, Export, trampoline};
+use crate::fast::{FreeString, Noop, PrintAndReturn};
 use crate::js::{CallResult, Throw, check, create_double, create_object};
 use crate::state::EnvCell;
 use posts::{FinalizeProducer, Post, Produce, ProducerActive, ProducerStop, read_integer};
-use strings::{FinalizeString, FreeString, PrintAndReturn, StringInfo, StringText, StringView};
+use strings::{FinalizeString, StringInfo, StringText, StringView};
 use subscriptions::{
     Cancel, FinalizeSubscription, Handler, SendMessage, Shutdown, SubscriptionActive, handler_stats,
 };
-
-/// `noop()`: nothing, the benchmark floor. It goes through the same trampoline as every export, so
-/// it measures the fixed cost of a call into this addon.
-pub(crate) struct Noop;
-
-impl Export<0> for Noop {
-    const NAME: &'static CStr = c"noop";
-
-    fn call(_call: &Call<'_, 0>) -> CallResult {
-        // A NULL result is `undefined` in JS.
-        Ok(ptr::null_mut())
-    }
-}
 
 /// `noop_view(length)`: the benchmark floor of a first view — a bare external ArrayBuffer and a
 /// Uint8Array over it, with no ownership work at all. Its bytes are a static scratch of this module

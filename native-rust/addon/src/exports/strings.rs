@@ -4,75 +4,65 @@ use std::ffi::CStr;
 use std::ptr;
 use std::sync::Arc;
 
-use napi::sys;
+use napi::bindgen_prelude::Either;
+use napi::{Env, sys};
+use napi_derive::napi;
+use napi_ownership_core::CoreString;
 
 use crate::args::{BACKEND, decode_handle, handle_error};
+use crate::bind::{HandleArg, Input, StringKind, run};
 use crate::call::{Call, Export, borrow_state};
 use crate::error_codes::*;
 use crate::handles::{Handle, HandleError, Kind, TableFull};
-use crate::js::{
-    CallResult, Throw, check, create_bigint_u64, create_double, create_object, get_boolean, invalid_arg_type,
-};
+use crate::js::{CallResult, Throw, check, create_bigint_u64, create_double, create_object, get_boolean};
 use crate::ledger::Release;
+use crate::state::EnvCell;
 use crate::strings::*;
 
-pub struct PrintAndReturn;
-
-impl Export<1> for PrintAndReturn {
-    const NAME: &'static CStr = c"print_and_return";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let (env, input) = (call.env, call.args[0]);
-        let copy = match copy_js_string(env, input)? {
-            Some(copy) => copy,
-            None => copy_uint8array(env, input)?
-                .ok_or_else(|| invalid_arg_type(env, "a string or Uint8Array", "input", input))?,
-        };
-        let len = copy.len();
-        let mut state = borrow_state(call)?;
-        // Ownership moves into the table: the slot owns the copy until free_string,
-        // finalize_string or teardown.
-        let (slot, generation) = state
-            .strings
-            .insert(NativeString::new(copy))
-            // Not worded by the contract (the same wording as the cpp backend). The returned entry
-            // drops here, giving its bytes back to the core.
-            .map_err(|TableFull(_entry)| {
-                Throw::range_error(
-                    ERR_NATIVE_ALLOC,
-                    format!(
-                        "could not allocate a handle for the native {}: the handle table of this environment is full",
-                        Kind::String.name()
-                    ),
-                )
-            })?;
-        state.ledger.allocated += 1;
-        state.ledger.live_bytes += len as u64;
-        let env_id = state.env_id;
-        // Best effort: a failed report must not lose the handle (and so leak the string).
-        let _ = state.adjust_live_bytes(env, len as i64);
-        drop(state);
-        create_double(env, Handle::new(env_id, BACKEND, Kind::String, generation, slot).to_f64())
-    }
+/// Stores a fresh copy in this environment's table; the handle number. Ownership of `copy` moves into the table: the
+/// slot owns it until free_string, finalize_string or teardown.
+pub(crate) fn store(cell: &EnvCell, env: sys::napi_env, copy: CoreString) -> Result<f64, Throw> {
+    let len = copy.len();
+    let mut state =
+        cell.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))?;
+    let (slot, generation) = state
+        .strings
+        .insert(NativeString::new(copy))
+        // Not worded by the contract (the same wording as the cpp backend). The returned entry
+        // drops here, giving its bytes back to the core.
+        .map_err(|TableFull(_entry)| {
+            Throw::range_error(
+                ERR_NATIVE_ALLOC,
+                format!(
+                    "could not allocate a handle for the native {}: the handle table of this environment is full",
+                    Kind::String.name()
+                ),
+            )
+        })?;
+    state.ledger.allocated += 1;
+    state.ledger.live_bytes += len as u64;
+    // Best effort: a failed report must not lose the handle (and so leak the string).
+    let _ = state.adjust_live_bytes(env, len as i64);
+    Ok(Handle::new(state.env_id, BACKEND, Kind::String, generation, slot).to_f64())
 }
 
-// ---------------------------------------------------------------------------------------------
-// free_string / finalize_string
-
-pub(crate) fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
-    let env = call.env;
-    let mut state = borrow_state(call)?;
-    let handle = decode_handle(env, state.env_id, call.args[0], Kind::String)?;
+/// Ends the string handle `handle` (decoded from the JS value `value`): `true`, or `false` if it was already
+/// released. The bytes go now, or with the last view that shares them.
+pub(crate) fn release_handle(
+    cell: &EnvCell,
+    env: sys::napi_env,
+    handle: Handle,
+    value: sys::napi_value,
+    how: Release,
+) -> Result<bool, Throw> {
+    let mut state =
+        cell.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))?;
     let string = match state.strings.remove(handle.slot, handle.generation) {
         Ok(string) => string,
-        Err(HandleError::Released) => {
-            drop(state);
-            return get_boolean(env, false);
-        }
-        Err(error) => return Err(handle_error(env, call.args[0], error, Kind::String)),
+        Err(HandleError::Released) => return Ok(false),
+        Err(error) => return Err(handle_error(env, value, error, Kind::String)),
     };
     let len = string.len();
-    // The handle ends now; the bytes go now, or with the last view that shares them.
     let shared = Arc::clone(&state.shared);
     string.release(env, &shared);
     match how {
@@ -81,18 +71,7 @@ pub(crate) fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
     }
     state.ledger.live_bytes -= len as u64;
     debug_assert_eq!(state.ledger.live(), state.strings.live() as u64);
-    drop(state);
-    get_boolean(env, true)
-}
-
-pub struct FreeString;
-
-impl Export<1> for FreeString {
-    const NAME: &'static CStr = c"free_string";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        release(call, Release::Freed)
-    }
+    Ok(true)
 }
 
 pub struct FinalizeString;
@@ -101,8 +80,44 @@ impl Export<1> for FinalizeString {
     const NAME: &'static CStr = c"finalize_string";
 
     fn call(call: &Call<'_, 1>) -> CallResult {
-        release(call, Release::Finalized)
+        let env = call.env;
+        let env_id = borrow_state(call)?.env_id;
+        let handle = decode_handle(env, env_id, call.args[0], Kind::String)?;
+        get_boolean(env, release_handle(call.state, env, handle, call.args[0], Release::Finalized)?)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The idiomatic twins of the fast path (fast.rs): the same contract, table and errors, as ordinary `#[napi]`
+// functions with typed arguments, for `npm run bench` to put the cost of napi-rs's wrapper beside the raw one.
+
+/// `noop_idiomatic()`: the floor of a `#[napi]` call.
+#[napi(js_name = "noop_idiomatic")]
+pub fn noop_idiomatic() {}
+
+/// `print_and_return_idiomatic(input)`: `print_and_return` on napi-rs's `Either<String, Uint8Array>`. The string
+/// arrives as a Rust `String` (Node-API's UTF-8, lone surrogates as U+FFFD); the Uint8Array is read in place.
+#[napi(js_name = "print_and_return_idiomatic")]
+pub fn print_and_return_idiomatic(env: Env, input: Input) -> napi::Result<f64> {
+    run(&env, |cell| {
+        let copy = match &input.0 {
+            Either::A(text) => {
+                trace_input(text.as_ptr(), text.len(), "UTF-8 copy of a JS string");
+                copy_in_core(text.as_ptr(), text.len())?
+            }
+            Either::B(bytes) => {
+                trace_input(bytes.as_ptr(), bytes.len(), "Uint8Array read in place");
+                copy_in_core(bytes.as_ptr(), bytes.len())?
+            }
+        };
+        store(cell, env.raw(), copy)
+    })
+}
+
+/// `free_string_idiomatic(handle)`: `free_string` with a typed handle argument.
+#[napi(js_name = "free_string_idiomatic")]
+pub fn free_string_idiomatic(env: Env, handle: HandleArg<StringKind>) -> napi::Result<bool> {
+    run(&env, |cell| release_handle(cell, env.raw(), handle.handle, handle.value, Release::Freed))
 }
 
 // ---------------------------------------------------------------------------------------------
