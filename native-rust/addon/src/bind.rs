@@ -16,15 +16,17 @@
 //!   <typeof>`) and returning `PendingException`. napi-derive converts arguments in order, so the first bad
 //!   argument wins, as in the contract.
 
+use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use napi::bindgen_prelude::{Either, FromNapiValue, Uint8Array};
+use napi::bindgen_prelude::{Either, FromNapiValue, Function, ToNapiValue, Uint8Array};
 use napi::{Env, Status, sys};
 
-use crate::args::decode_handle;
+use crate::args::{Utf8Arg, decode_handle, read_dest, read_message};
+use crate::error_codes::*;
 use crate::handles::{Handle, Kind};
-use crate::js::{Throw, invalid_arg_type};
+use crate::js::{Throw, invalid_arg_type, number_to_string, type_name};
 use crate::lifecycle;
 use crate::state::EnvCell;
 
@@ -103,5 +105,133 @@ impl FromNapiValue for Input {
             Ok(input) => Ok(Input(input)),
             Err(_) => Err(raise(env, invalid_arg_type(env, "a string or Uint8Array", "input", value))),
         }
+    }
+}
+
+pub struct SubscriptionKind;
+impl HandleKind for SubscriptionKind {
+    const KIND: Kind = Kind::Subscription;
+}
+
+pub struct ProducerKind;
+impl HandleKind for ProducerKind {
+    const KIND: Kind = Kind::Producer;
+}
+
+/// A value this call already made in its handle scope (a result object with defined properties, a view, a
+/// promise), returned as is.
+pub struct Js(pub sys::napi_value);
+
+impl ToNapiValue for Js {
+    unsafe fn to_napi_value(_env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        Ok(value.0)
+    }
+}
+
+/// The name and the bound of an integer argument, as a type.
+pub trait IntegerName {
+    const NAME: &'static str;
+    const MAX: u32;
+}
+
+/// An integer argument in `[0, N::MAX]`: napi-rs's `f64` conversion, then the contract's range check.
+/// `ERR_INVALID_ARG_TYPE` if not a number, `ERR_OUT_OF_RANGE` otherwise.
+pub struct Integer<N: IntegerName>(pub u32, PhantomData<N>);
+
+impl<N: IntegerName> FromNapiValue for Integer<N> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        read_integer(env, value, N::NAME, N::MAX)
+            .map(|n| Integer(n, PhantomData))
+            .map_err(|thrown| raise(env, thrown))
+    }
+}
+
+/// An integer argument in `[0, max]`: `ERR_INVALID_ARG_TYPE` if not a number, `ERR_OUT_OF_RANGE` otherwise.
+pub fn read_integer(env: sys::napi_env, value: sys::napi_value, name: &str, max: u32) -> Result<u32, Throw> {
+    // SAFETY: `value` is an argument of the current call.
+    let Ok(number) = (unsafe { f64::from_napi_value(env, value) }) else {
+        return Err(invalid_arg_type(env, "a number", name, value));
+    };
+    // NaN fails both comparisons; -0 is the integer 0, as for Number.isInteger.
+    if number >= 0.0 && number <= f64::from(max) && number.fract() == 0.0 {
+        return Ok(number as u32);
+    }
+    Err(Throw::range_error(
+        ERR_OUT_OF_RANGE,
+        format!(
+            "The value of \"{name}\" is out of range. It must be an integer from 0 to {max}. Received {}",
+            number_to_string(env, value)?
+        ),
+    ))
+}
+
+/// A `dest` argument: a string, non-empty, without NUL (the contract's checks, in that order), read into a stack
+/// buffer when short.
+pub struct Dest(Utf8Arg);
+
+impl Dest {
+    pub fn c_str(&self) -> &CStr {
+        self.0.c_str().expect("checked when the argument was read")
+    }
+
+    pub fn as_str(&self) -> Result<&str, Throw> {
+        self.0.as_str()
+    }
+}
+
+impl FromNapiValue for Dest {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut dest = Utf8Arg::new();
+        read_dest(env, value, &mut dest).map_err(|thrown| raise(env, thrown))?;
+        Ok(Dest(dest))
+    }
+}
+
+/// `cancel`'s optional `dest`: `undefined` is none; anything else must be a [`Dest`] (so `null` is a TypeError).
+pub struct OptionalDest(pub Option<Dest>);
+
+impl FromNapiValue for OptionalDest {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let undefined = type_name(env, value).map_err(|thrown| raise(env, thrown))? == "undefined";
+        if undefined {
+            return Ok(OptionalDest(None));
+        }
+        // SAFETY: as for Dest.
+        unsafe { Dest::from_napi_value(env, value) }.map(|dest| OptionalDest(Some(dest)))
+    }
+}
+
+/// A `message` argument: a string without NUL, and the JS string itself (what `send` hands every callback).
+pub struct Message {
+    text: Utf8Arg,
+    pub value: sys::napi_value,
+}
+
+impl Message {
+    pub fn c_str(&self) -> &CStr {
+        self.text.c_str().expect("checked when the argument was read")
+    }
+}
+
+impl FromNapiValue for Message {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut text = Utf8Arg::new();
+        read_message(env, value, &mut text).map_err(|thrown| raise(env, thrown))?;
+        Ok(Message { text, value })
+    }
+}
+
+/// A `callback` argument: napi-rs's `Function`, after the contract's check that it is one (napi-rs's own
+/// `Function` conversion accepts any value).
+pub struct Callback<'env>(pub Function<'env, (), ()>);
+
+impl FromNapiValue for Callback<'_> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let is_function = type_name(env, value).map_err(|thrown| raise(env, thrown))? == "function";
+        if !is_function {
+            return Err(raise(env, invalid_arg_type(env, "a function", "callback", value)));
+        }
+        // SAFETY: `value` is a function argument of this call.
+        unsafe { Function::from_napi_value(env, value) }.map(Callback)
     }
 }

@@ -5,11 +5,11 @@
 //! slot (HandleTable<UserSpaceWrapper>) ── owns ──► UserSpaceWrapper { ffi_wrapper, ctx }      seed 000's handle
 //!     ffi_wrapper ──► FFIWrapper { handler_cb, self_rust_side }                 borrowed by the dispatcher
 //!     self_rust_side ──► RustSideHandler { opaque }                             while registered
-//!     opaque ──► Box<dyn OnSend> = JsCallback { napi_ref (strong) }  ── keeps the JS function alive (seed 004's mark)
+//!     opaque ──► Box<dyn OnSend> = JsCallback { FunctionRef (strong) }  ── keeps the JS function alive (seed 004's mark)
 //! ```
 //!
 //! Cancel = `cancel_` (or dropping the wrapper, which is `cancel_` under its own dest): `dispatcher_cancel`, then the
-//! three boxes are rebuilt and dropped, and `JsCallback`'s Drop deletes the reference, so the function becomes
+//! three boxes are rebuilt and dropped, and `JsCallback`'s Drop drops the `FunctionRef` (deleting its reference), so the function becomes
 //! collectable. A callback that cancels its own subscription is freed when it returns (the dispatch crate defers it).
 //!
 //!
@@ -20,7 +20,10 @@
 use std::cell::{Cell, RefCell};
 use std::ptr;
 
-use napi::sys;
+use std::mem::ManuallyDrop;
+
+use napi::bindgen_prelude::{FunctionRef, JsValue};
+use napi::{Env, sys};
 use napi_ownership_dispatch::OnSend;
 
 use crate::handles::Handle;
@@ -54,8 +57,10 @@ thread_local! {
 /// from the dispatcher's worker thread (a plain value, never written after construction).
 pub struct JsCallback {
     pub(crate) env: sys::napi_env,
-    /// Strong reference (count 1) to the function: keeps it alive while registered. Deleted in Drop.
-    pub(crate) function: sys::napi_ref,
+    /// napi-rs's strong reference to the function: keeps it alive while registered; dropped (the reference
+    /// deleted) in Drop. Its `()` types are unused: the function is called through Node-API with the `send`
+    /// argument itself, and what it throws is taken as a JS value.
+    function: ManuallyDrop<FunctionRef<(), ()>>,
     /// This registration's own handle: what a posted delivery names (never a pointer to this box).
     pub(crate) subscription: Handle,
 }
@@ -68,9 +73,16 @@ pub struct JsCallback {
 unsafe impl Sync for JsCallback {}
 
 impl JsCallback {
-    /// The strong reference to the function (JS thread).
-    pub fn function(&self) -> sys::napi_ref {
-        self.function
+    /// A registration's box: owns `function` from here (dropped with the box).
+    pub fn new(env: sys::napi_env, function: FunctionRef<(), ()>, subscription: Handle) -> Self {
+        JsCallback { env, function: ManuallyDrop::new(function), subscription }
+    }
+
+    /// The function, as a value of the current scope (JS thread).
+    pub fn function(&self) -> Result<sys::napi_value, Throw> {
+        let env = Env::from_raw(self.env);
+        let function = self.function.borrow_back(&env).map_err(|error| Throw::internal(&error.reason))?;
+        Ok(function.raw())
     }
 }
 
@@ -86,12 +98,8 @@ impl OnSend for JsCallback {
             worker_delivered(self.subscription, msg);
             return;
         };
-        let mut function = ptr::null_mut();
-        // SAFETY: `function` is our live strong reference; a strong reference always yields its value.
-        let status = unsafe { sys::napi_get_reference_value(self.env, self.function, &mut function) };
-        if status != sys::Status::napi_ok || function.is_null() {
-            return;
-        }
+        // A strong reference always yields its value.
+        let Ok(function) = self.function() else { return };
         let mut result = ptr::null_mut();
         // SAFETY: the current scope is the `send` export's; `delivery.message` and `delivery.undefined` are values
         // of it, `function` was just read. The call may re-enter our exports; none of them holds a borrow now.
@@ -124,13 +132,15 @@ impl OnSend for JsCallback {
 
 impl Drop for JsCallback {
     fn drop(&mut self) {
-        // SAFETY: the reference was created by `handler` for this environment and is deleted only here, once. The
-        // function becomes collectable (unless JS still holds it). Runs no JS.
+        // The function becomes collectable (unless JS still holds it). Runs no JS.
         #[cfg(not(feature = "seed-bug-callback-ref-kept"))]
-        let _ = unsafe { sys::napi_delete_reference(self.env, self.function) };
+        // SAFETY: dropped once, here, with the box; nothing uses `function` afterwards.
+        unsafe {
+            ManuallyDrop::drop(&mut self.function)
+        };
         // Seeded bug 3 (leak-test self-test builds only): the reference to the JS function is never deleted.
         #[cfg(feature = "seed-bug-callback-ref-kept")]
-        std::hint::black_box(self.function);
+        std::hint::black_box(&self.function);
     }
 }
 

@@ -106,18 +106,14 @@ pub(crate) fn deliver(
 ) -> Result<Outcome, Throw> {
     let function = {
         let mut state = state_of(cell)?;
-        let function = match state.subscriptions.get_mut(subscription.slot, subscription.generation) {
-            Ok(wrapper) => wrapper.handler().function(),
+        // The subscription's live FunctionRef (its slot is live and we hold the state); only the value is kept.
+        match state.subscriptions.get_mut(subscription.slot, subscription.generation) {
+            Ok(wrapper) => wrapper.handler().function()?,
             Err(_) => {
                 state.posts.ledger.skipped += 1;
                 return Ok(Outcome::Skipped);
             }
-        };
-        let mut value = ptr::null_mut();
-        // SAFETY: the subscription's live strong reference (its slot is live and we hold the state).
-        let status = unsafe { sys::napi_get_reference_value(env, function, &mut value) };
-        check(env, status, "napi_get_reference_value")?;
-        value
+        }
     };
     let (mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut());
     if js_text.is_null() {

@@ -23,17 +23,19 @@
 
 use std::ffi::{CStr, c_void};
 use std::mem::MaybeUninit;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
 use napi::sys;
 use napi_ownership_core::CoreString;
 
 use crate::args::{STACK_BUFFER_LEN, STACK_STRING_MAX, decode_handle};
-use crate::call::{Call, Export, borrow_state};
+use crate::bind::panic_message;
 use crate::exports::strings::{release_handle, store};
 use crate::handles::Kind;
 use crate::js::{CallResult, Throw, check, create_double, get_boolean, invalid_arg_type};
 use crate::ledger::Release;
+use crate::state::{EnvCell, EnvState};
 use crate::strings::{alloc_failed, copy_in_core, trace_input};
 
 /// `noop()`: nothing, the benchmark floor. It goes through the same trampoline as the other fast exports, so
@@ -156,4 +158,98 @@ impl Export<1> for FreeString {
         let handle = decode_handle(env, env_id, call.args[0], Kind::String)?;
         get_boolean(env, release_handle(call.state, env, handle, call.args[0], Release::Freed)?)
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The trampoline: what napi-derive's wrapper does, without the per-call borrow scope
+
+/// One call of an export: the environment, its per-environment state and up to `N` arguments
+/// (missing ones read as `undefined`).
+pub struct Call<'a, const N: usize> {
+    pub env: sys::napi_env,
+    pub state: &'a EnvCell,
+    pub args: [sys::napi_value; N],
+}
+
+/// An export of the raw contract with `N` parameters.
+pub trait Export<const N: usize> {
+    /// The JS name, exactly as the contract spells it.
+    const NAME: &'static CStr;
+    fn call(call: &Call<'_, N>) -> CallResult;
+}
+
+/// The `napi_callback` registered for export `E`. `data` is the environment's `EnvCell`, given to
+/// `napi_define_properties` by the module init (so no `napi_get_instance_data` per call).
+///
+/// # Safety
+/// Only Node calls this, on the environment's JS thread, with the `info` of a call to a function
+/// defined by [`crate::init`] (whose data pointer is that environment's live `EnvCell`).
+pub unsafe extern "C" fn trampoline<const N: usize, E: Export<N>>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut argc = N;
+        let mut args = [ptr::null_mut(); N];
+        let mut data: *mut c_void = ptr::null_mut();
+        // SAFETY: `env`/`info` come from Node for this call; `args` has room for `argc` values and
+        // Node fills missing arguments with `undefined`.
+        let status = unsafe {
+            sys::napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), &mut data)
+        };
+        check(env, status, "napi_get_cb_info")?;
+        if data.is_null() {
+            return Err(Throw::internal("function called without its environment state"));
+        }
+        // SAFETY: `data` is the `EnvCell` the module init created for this environment and gave to
+        // `napi_define_properties`; instance data owns it until the environment is torn down, after
+        // which no JS (so no call of this function) runs. We only borrow it for this call.
+        let state = unsafe { &*data.cast::<EnvCell>() };
+        E::call(&Call { env, state, args })
+    }));
+    let thrown = match outcome {
+        Ok(Ok(value)) => return value,
+        Ok(Err(thrown)) => thrown,
+        Err(panic) => {
+            Throw::internal(&format!("{} panicked: {}", E::NAME.to_string_lossy(), panic_message(&*panic)))
+        }
+    };
+    // Throwing allocates and formats; keep even that from unwinding into Node.
+    let _ = catch_unwind(AssertUnwindSafe(|| thrown.throw_into(env)));
+    ptr::null_mut()
+}
+
+/// The environment's state for one step of an export (never held across a call into JS).
+pub fn borrow_state<'a, const N: usize>(
+    call: &'a Call<'_, N>,
+) -> Result<std::cell::RefMut<'a, EnvState>, Throw> {
+    call.state.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))
+}
+
+/// A property descriptor for export `E` under its contract name, whose callback gets `state` as its
+/// data.
+pub(crate) fn method<const N: usize, E: Export<N>>(state: *const EnvCell) -> sys::napi_property_descriptor {
+    sys::napi_property_descriptor {
+        utf8name: E::NAME.as_ptr(),
+        name: ptr::null_mut(),
+        method: Some(trampoline::<N, E>),
+        getter: None,
+        setter: None,
+        value: ptr::null_mut(),
+        attributes: sys::PropertyAttributes::writable
+            | sys::PropertyAttributes::enumerable
+            | sys::PropertyAttributes::configurable,
+        data: state.cast_mut().cast::<c_void>(),
+    }
+}
+
+/// Defines every export of the contract on `exports`, each a `napi_callback` whose data is the environment's state.
+pub fn define_all(env: sys::napi_env, exports: sys::napi_value, state: *const EnvCell) -> Result<(), Throw> {
+    let properties =
+        [method::<1, PrintAndReturn>(state), method::<1, FreeString>(state), method::<0, Noop>(state)];
+    // SAFETY: `exports` is the module's exports object; every descriptor's name is a static C
+    // string and its data the environment state, which outlives the functions
+    // (instance data is finalized only at teardown, when no JS runs).
+    let status = unsafe { sys::napi_define_properties(env, exports, properties.len(), properties.as_ptr()) };
+    check(env, status, "napi_define_properties")
 }

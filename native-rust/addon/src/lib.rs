@@ -24,7 +24,7 @@
 //   strings, promises, raw_tsfn         — string bytes and views; promises and thrown values; the threadsafe function
 //   callbacks, posts                    — boxed JS callbacks; who waits for delivery items
 //   state                               — the per-environment state that owns all of the above
-//   delivery, call, lifecycle           — items processed on the JS thread; the export trampoline; load and teardown
+//   delivery, lifecycle                 — items processed on the JS thread; load and teardown
 //   bind, exports, fast                 — #[napi] glue; every export of the contract; the raw fast path
 mod error_codes;
 mod handles;
@@ -42,7 +42,6 @@ mod posts;
 
 mod state;
 
-mod call;
 mod delivery;
 mod lifecycle;
 
@@ -60,5 +59,5 @@ use napi_derive::napi;
 pub fn init(exports: Object<'_>, env: Env) -> napi::Result<()> {
     let raw_env = env.raw();
     let state = lifecycle::env_state(raw_env)?;
-    exports::define_all(raw_env, exports.raw(), state).map_err(napi::Error::from)
+    fast::define_all(raw_env, exports.raw(), state).map_err(napi::Error::from)
 }

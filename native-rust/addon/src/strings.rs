@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::error_codes::*;
-use napi::sys;
+use napi::bindgen_prelude::{JsValue, Uint8ArraySlice};
+use napi::{Env, sys};
 use napi_ownership_core::{self as core, CopyError, CoreString};
 
 use crate::js::{CallResult, Throw, check};
@@ -139,7 +140,15 @@ impl NativeString {
         self.len
     }
 
-    /// The address of the bytes (for `string_info` and `string_text`).
+    /// The bytes as text for JS: a copy, invalid UTF-8 (written through a view) as U+FFFD.
+    pub fn text(&self) -> String {
+        // SAFETY: the slot holds the bytes (`len` of them, live while `self` is); only JS writes them, through a
+        // view, and no JS runs while this copy is made.
+        let bytes = unsafe { std::slice::from_raw_parts(self.as_ptr().cast::<u8>(), self.len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// The address of the bytes (for `string_info`).
     pub fn address(&self) -> *const c_char {
         self.as_ptr()
     }
@@ -199,30 +208,38 @@ impl NativeString {
         };
         // SAFETY: the slot's share keeps the SharedBytes alive for this call.
         let shared = unsafe { pointer.as_ref() };
-        let mut buffer = ptr::null_mut();
-        // SAFETY: the bytes stay allocated while any share is held; this buffer's share is taken
-        // below and ended by `view_finalized` with `pointer` as its hint.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                env,
-                shared.bytes.as_mut_ptr().cast(),
-                len,
-                Some(view_finalized),
-                pointer.as_ptr().cast(),
-                &mut buffer,
-            )
-        };
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            *view_copies += 1;
-            return copy_view(env, self);
-        }
-        check(env, status, "napi_create_external_arraybuffer")?;
-        // The buffer holds its share from here. While any buffer lives, V8 counts the bytes itself
-        // (an external backing store), so we stop reporting them: reported once, by one of us.
+        // This buffer's share, taken before the buffer exists: where the runtime refuses external buffers, napi-rs
+        // copies the bytes and runs the finalize closure at once, which ends it again. While any buffer lives, V8
+        // counts the bytes itself (an external backing store), so we stop reporting them: reported once, by one
+        // of us (the finalizer of the last buffer reports them again while the handle is live).
         if shared.shares.fetch_add(1, Ordering::AcqRel) == SLOT_SHARE {
             let _ = ledger.adjust_live_bytes(env, -(len as i64));
         }
-        let array = create_uint8array(env, buffer, len)?;
+        let data = shared.bytes.as_mut_ptr();
+        // SAFETY: the bytes stay allocated while any share is held, and this buffer's share is ended only by its
+        // finalize closure (`view_released`), which the runtime runs once, on whatever thread it finalizes the
+        // buffer (Deno: a V8 background thread). The closure ignores its `Env` and touches only atomics and the
+        // core's free. napi-rs's `raw_finalize_with_custom_callback` makes no Node-API call around it. If
+        // creating the buffer fails outright (not the copy fallback), napi-rs keeps the closure and this share
+        // is never ended: the bytes then wait for teardown's bookkeeping, which only happens as the env dies.
+        let created = unsafe {
+            Uint8ArraySlice::from_external(
+                &Env::from_raw(env),
+                data,
+                len,
+                ViewShare(pointer),
+                |_env: Env, share: ViewShare| view_released(share.0),
+            )
+        };
+        let array = created.map_err(|error| Throw::internal(&format!("creating a view failed: {error}")))?;
+        if len > 0 && array.as_ptr() != data.cast_const() {
+            // The runtime refused external buffers (napi_no_external_buffers_allowed: Electron, V8 sandbox
+            // builds): napi-rs made a copy and the share already ended. JS owns the copy; nothing is kept for it.
+            *view_copies += 1;
+            return Ok(array.raw());
+        }
+        let array = array.raw();
+        let buffer = array_buffer_of(env, array)?;
         let buffer_ref = weak_reference(env, buffer)?;
         let array_ref = weak_reference(env, array).inspect_err(|_| {
             // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
@@ -251,16 +268,15 @@ pub(crate) unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
     // Else `bytes` drops here: freed by the core (its Drop repairs the terminator, then `free_string`).
 }
 
-/// Finalizer of an external ArrayBuffer lent by `string_view`: that buffer's share ends. Node runs
+/// A buffer's share of a [`SharedBytes`], handed to napi-rs as the finalize hint of the buffer's
+/// external memory and ended by [`view_released`].
+pub(crate) struct ViewShare(NonNull<SharedBytes>);
+
+/// Finalize closure of an external buffer lent by `string_view`: that buffer's share ends. Node runs
 /// it on the JS thread, deferred after GC or at environment teardown; Deno 2.9 may run it on a V8
 /// background thread (from the backing store's deleter), so it touches only atomics and the core's
-/// free, and never `env`: no Node-API call, no state.
-///
-/// # Safety
-/// Called by the runtime once per buffer, with the hint given to `napi_create_external_arraybuffer`:
-/// a `SharedBytes` that this buffer's share keeps alive.
-pub(crate) unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    let Some(pointer) = NonNull::new(hint.cast::<SharedBytes>()) else { return };
+/// free, and never its `Env`: no Node-API call, no state.
+fn view_released(pointer: NonNull<SharedBytes>) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: this buffer's share keeps the SharedBytes alive until it is ended below.
         let shared = unsafe { pointer.as_ref() };
@@ -278,6 +294,18 @@ pub(crate) unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut 
             _ => {}
         }
     }));
+}
+
+/// The ArrayBuffer under a Uint8Array of this call.
+fn array_buffer_of(env: sys::napi_env, array: sys::napi_value) -> Result<sys::napi_value, Throw> {
+    let (mut kind, mut len, mut data, mut buffer, mut offset) =
+        (sys::TypedarrayType::uint8_array, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+    // SAFETY: `array` is a Uint8Array just made in this call's scope; out-params are locals.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(env, array, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
+    };
+    check(env, status, "napi_get_typedarray_info")?;
+    Ok(buffer)
 }
 
 pub(crate) fn delete_view_refs(env: sys::napi_env, view: View) {

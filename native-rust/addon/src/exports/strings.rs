@@ -1,7 +1,5 @@
 //! The string exports of docs/raw-contract.md ("Strings", "Views") over the model in `strings.rs`.
 
-use std::ffi::CStr;
-use std::ptr;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Either;
@@ -9,13 +7,12 @@ use napi::{Env, sys};
 use napi_derive::napi;
 use napi_ownership_core::CoreString;
 
-use crate::args::{BACKEND, decode_handle, handle_error};
-use crate::bind::{HandleArg, Input, StringKind, run};
-use crate::call::{Call, Export, borrow_state};
+use crate::args::{BACKEND, handle_error};
+use crate::bind::{HandleArg, Input, Js, StringKind, run};
 use crate::error_codes::*;
 use crate::handles::{Handle, HandleError, Kind, TableFull};
-use crate::js::{CallResult, Throw, check, create_bigint_u64, create_double, create_object, get_boolean};
-use crate::ledger::Release;
+use crate::js::{Throw, create_bigint_u64, create_double, create_object};
+use crate::ledger::{Release, SharedLedger, StringLedger};
 use crate::state::EnvCell;
 use crate::strings::*;
 
@@ -74,17 +71,10 @@ pub(crate) fn release_handle(
     Ok(true)
 }
 
-pub struct FinalizeString;
-
-impl Export<1> for FinalizeString {
-    const NAME: &'static CStr = c"finalize_string";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        let env_id = borrow_state(call)?.env_id;
-        let handle = decode_handle(env, env_id, call.args[0], Kind::String)?;
-        get_boolean(env, release_handle(call.state, env, handle, call.args[0], Release::Finalized)?)
-    }
+/// `finalize_string(handle)`: as `free_string`, counted as `finalized` (the FinalizationRegistry's path).
+#[napi(js_name = "finalize_string")]
+pub fn finalize_string(env: Env, handle: HandleArg<StringKind>) -> napi::Result<bool> {
+    run(&env, |cell| release_handle(cell, env.raw(), handle.handle, handle.value, Release::Finalized))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,74 +113,56 @@ pub fn free_string_idiomatic(env: Env, handle: HandleArg<StringKind>) -> napi::R
 // ---------------------------------------------------------------------------------------------
 // string_text / string_view / string_info
 
-/// Runs `f` on the live string named by the handle argument.
-pub(crate) fn with_live_string<R>(
-    call: &Call<'_, 1>,
-    f: impl FnOnce(&mut NativeString) -> Result<R, Throw>,
+/// Runs `f` on the live string named by `handle` (one borrow of the state; `f` must not run JS).
+fn with_live_string<R>(
+    cell: &EnvCell,
+    env: &Env,
+    handle: &HandleArg<StringKind>,
+    f: impl FnOnce(&mut EnvLedgers<'_>, &mut NativeString) -> Result<R, Throw>,
 ) -> Result<R, Throw> {
-    let mut state = borrow_state(call)?;
-    let handle = decode_handle(call.env, state.env_id, call.args[0], Kind::String)?;
+    let mut state =
+        cell.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))?;
+    let state = &mut *state;
     let string = state
         .strings
-        .get_mut(handle.slot, handle.generation)
-        .map_err(|error| handle_error(call.env, call.args[0], error, Kind::String))?;
-    f(string)
+        .get_mut(handle.handle.slot, handle.handle.generation)
+        .map_err(|error| handle_error(env.raw(), handle.value, error, Kind::String))?;
+    f(&mut EnvLedgers { ledger: &mut state.ledger, shared: &state.shared }, string)
 }
 
-pub struct StringText;
+/// The parts of the state a string export updates beside the string itself.
+struct EnvLedgers<'a> {
+    ledger: &'a mut StringLedger,
+    shared: &'a Arc<SharedLedger>,
+}
 
-impl Export<1> for StringText {
-    const NAME: &'static CStr = c"string_text";
+/// `string_text(handle)`: the bytes copied into a new JS string (invalid UTF-8 written through a view becomes
+/// U+FFFD), so JS keeps nothing pointing at native memory.
+#[napi(js_name = "string_text")]
+pub fn string_text(env: Env, handle: HandleArg<StringKind>) -> napi::Result<String> {
+    run(&env, |cell| with_live_string(cell, &env, &handle, |_, string| Ok(string.text())))
+}
 
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        with_live_string(call, |string| {
-            let mut text = ptr::null_mut();
-            // SAFETY: the bytes are live for the call (the slot holds them); Node-API copies
-            // `len` bytes into a new JS string (invalid UTF-8 written through a view becomes
-            // U+FFFD), so JS keeps nothing pointing at native memory.
-            let status = unsafe {
-                sys::napi_create_string_utf8(env, string.address(), string.len() as isize, &mut text)
-            };
-            check(env, status, "napi_create_string_utf8")?;
-            Ok(text)
+/// `string_view(handle)`: a Uint8Array over the native bytes that co-owns them (see `NativeString::view`).
+#[napi(js_name = "string_view")]
+pub fn string_view(env: Env, handle: HandleArg<StringKind>) -> napi::Result<Js> {
+    run(&env, |cell| {
+        with_live_string(cell, &env, &handle, |ledgers, string| {
+            string.view(env.raw(), ledgers.shared, &mut ledgers.ledger.view_copies).map(Js)
         })
-    }
+    })
 }
 
-pub struct StringView;
-
-impl Export<1> for StringView {
-    const NAME: &'static CStr = c"string_view";
-
-    /// A Uint8Array over the native bytes, zero-copy. Its ArrayBuffer co-owns the bytes (one share,
-    /// ended by `view_finalized`), so they outlive `free_string` for as long as JS, or native code JS
-    /// handed the view to, can reach them. The same Uint8Array is returned while it is alive.
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        let mut state = borrow_state(call)?;
-        let handle = decode_handle(env, state.env_id, call.args[0], Kind::String)?;
-        let ledger = Arc::clone(&state.shared);
-        let state = &mut *state;
-        let string = state
-            .strings
-            .get_mut(handle.slot, handle.generation)
-            .map_err(|error| handle_error(env, call.args[0], error, Kind::String))?;
-        string.view(env, &ledger, &mut state.ledger.view_copies)
-    }
-}
-
-pub struct StringInfo;
-
-impl Export<1> for StringInfo {
-    const NAME: &'static CStr = c"string_info";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let (address, len) =
-            with_live_string(call, |string| Ok((string.address() as usize as u64, string.len())))?;
-        let env = call.env;
+/// `string_info(handle)`: `{ address: bigint, byteLength: number }`, defined properties.
+#[napi(js_name = "string_info")]
+pub fn string_info(env: Env, handle: HandleArg<StringKind>) -> napi::Result<Js> {
+    run(&env, |cell| {
+        let (address, len) = with_live_string(cell, &env, &handle, |_, string| {
+            Ok((string.address() as usize as u64, string.len()))
+        })?;
+        let env = env.raw();
         let address = create_bigint_u64(env, address)?;
         let byte_length = create_double(env, len as f64)?;
-        create_object(env, &[(c"address", address), (c"byteLength", byte_length)])
-    }
+        create_object(env, &[(c"address", address), (c"byteLength", byte_length)]).map(Js)
+    })
 }
