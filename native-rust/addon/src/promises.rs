@@ -7,11 +7,15 @@
 use std::cell::Cell;
 use std::ptr;
 
-use napi::sys;
+use napi::bindgen_prelude::{FromNapiValue, Function, FunctionRef, JsValue};
+use napi::{Env, sys};
 
 use crate::js::{Throw, check};
 
-/// Values thrown by callbacks, kept alive by strong references until they are handed to JS (or dropped).
+/// Values thrown by callbacks, kept alive by strong references until they are handed to JS (or dropped). Raw
+/// `napi_ref`s with a Drop of our own: a thrown value may be anything, and napi 3.16.1's references to non-function
+/// values (`UnknownRef`, `ObjectRef`) do not delete themselves in Drop (they print a warning and leak unless
+/// `unref(env)` is called), so a Drop would be needed around them anyway.
 pub struct Thrown {
     pub(crate) env: sys::napi_env,
     pub(crate) refs: Vec<sys::napi_ref>,
@@ -69,79 +73,71 @@ impl Drop for Thrown {
     }
 }
 
-/// A promise this addon will settle, held by strong references to its `resolve` and `reject` functions. Not a
-/// `napi_deferred`: one that is never concluded (an environment torn down with a post pending) leaks Node's
-/// persistent handle, and concluding needs JS, which no longer runs then. References can be deleted at teardown:
-/// Drop deletes them, settled or not.
+/// A promise this addon will settle: napi-rs `FunctionRef`s (strong references) to its `resolve` and `reject`,
+/// dropped with it, settled or not (so an environment torn down with a post pending leaks nothing).
 pub(crate) struct PendingPromise {
-    pub(crate) env: sys::napi_env,
-    pub(crate) resolve: sys::napi_ref,
-    pub(crate) reject: sys::napi_ref,
+    env: sys::napi_env,
+    resolve: FunctionRef<(), ()>,
+    reject: FunctionRef<(), ()>,
 }
+
+/// The two functions an executor receives.
+type Settlers = (FunctionRef<(), ()>, FunctionRef<(), ()>);
 
 thread_local! {
     /// `(resolve, reject)` of the promise being constructed on this thread, left by `capture_executor`. Used as a
     /// stack: `PendingPromise::create` sets aside what an outer construction left here and puts it back (a promise
     /// init hook runs JS inside `new Promise`, and that JS may post again).
-    static CAPTURED: Cell<Option<(sys::napi_ref, sys::napi_ref)>> = const { Cell::new(None) };
+    static CAPTURED: Cell<Option<Settlers>> = const { Cell::new(None) };
 }
 
-/// Deletes a pair of references that nobody will own.
-pub(crate) fn delete_pair(env: sys::napi_env, pair: Option<(sys::napi_ref, sys::napi_ref)>) {
-    for reference in pair.into_iter().flat_map(|(resolve, reject)| [resolve, reject]) {
-        // SAFETY: made by `capture_executor` on this environment's thread, owned by nobody else; deleted once.
-        let _ = unsafe { sys::napi_delete_reference(env, reference) };
-    }
+/// A function argument of the executor, kept by napi-rs's strong reference.
+fn keep(env: sys::napi_env, value: sys::napi_value) -> Option<FunctionRef<(), ()>> {
+    // SAFETY: `value` is an argument of the executor's call (a function: V8 passes resolve and reject).
+    let function = unsafe { Function::<(), ()>::from_napi_value(env, value) }.ok()?;
+    function.create_ref().ok()
 }
 
 /// The executor of `new Promise(executor)`: keeps strong references to its `resolve` and `reject` in [`CAPTURED`].
+/// Raw (a `napi_callback` given to `napi_create_function`): napi-rs makes a function from a closure only with
+/// feature `napi5`, which turns on `napi4` (see raw_tsfn.rs).
 ///
 /// # Safety
 /// Called by V8 (through Node-API) only, synchronously inside `napi_new_instance` in [`PendingPromise::create`].
-pub(crate) unsafe extern "C" fn capture_executor(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
+unsafe extern "C" fn capture_executor(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let mut argc = 2;
     let mut args = [ptr::null_mut(); 2];
-    let (mut resolve, mut reject) = (ptr::null_mut(), ptr::null_mut());
-    // SAFETY: `info` is this call's; `args` has room for two values; the references are strong (count 1) and owned
-    // by the PendingPromise that takes them from CAPTURED (or deleted below if one could not be made).
-    unsafe {
-        if sys::napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
-            != sys::Status::napi_ok
-        {
-            return ptr::null_mut();
-        }
-        let made_resolve = sys::napi_create_reference(env, args[0], 1, &mut resolve) == sys::Status::napi_ok;
-        let made_reject = sys::napi_create_reference(env, args[1], 1, &mut reject) == sys::Status::napi_ok;
-        if !(made_resolve && made_reject) {
-            for reference in [resolve, reject].into_iter().filter(|r| !r.is_null()) {
-                let _ = sys::napi_delete_reference(env, reference);
-            }
-            return ptr::null_mut();
-        }
+    // SAFETY: `info` is this call's; `args` has room for two values (missing ones read as undefined).
+    let status = unsafe {
+        sys::napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
+    };
+    if status != sys::Status::napi_ok {
+        return ptr::null_mut();
     }
+    // Owned by the PendingPromise that takes them from CAPTURED; one that could not be made drops the other.
+    let (Some(resolve), Some(reject)) = (keep(env, args[0]), keep(env, args[1])) else {
+        return ptr::null_mut();
+    };
     // A constructor that is not the real Promise (a patched global at the first post) may call its executor twice:
-    // the last call wins, and the earlier references are deleted, not leaked.
-    delete_pair(env, CAPTURED.replace(Some((resolve, reject))));
+    // the last call wins, and the earlier references are dropped, not leaked.
+    drop(CAPTURED.replace(Some((resolve, reject))));
     ptr::null_mut()
 }
 
-/// What makes promises in one environment: the original `Promise` constructor and our executor, kept by strong
-/// references (deleted at teardown).
+/// What makes promises in one environment: the original `Promise` constructor and our executor, kept by napi-rs
+/// `FunctionRef`s (dropped at teardown).
 pub(crate) struct PromiseKit {
-    pub(crate) env: sys::napi_env,
-    pub(crate) constructor: sys::napi_ref,
-    pub(crate) executor: sys::napi_ref,
+    env: sys::napi_env,
+    constructor: FunctionRef<(), ()>,
+    executor: FunctionRef<(), ()>,
 }
 
 impl PromiseKit {
+    /// Looks `Promise` up on `globalThis` (a getter may run JS) and makes the executor.
     pub(crate) fn new(env: sys::napi_env) -> Result<Self, Throw> {
         let (mut global, mut constructor, mut executor) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-        let mut kit = PromiseKit { env, constructor: ptr::null_mut(), executor: ptr::null_mut() };
         let name = c"executor";
-        // SAFETY: plain Node-API calls with locals as out-parameters; the references are owned by `kit` (Drop).
+        // SAFETY: plain Node-API calls with locals as out-parameters.
         unsafe {
             check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
             check(
@@ -161,48 +157,26 @@ impl PromiseKit {
                 ),
                 "napi_create_function",
             )?;
-            check(
-                env,
-                sys::napi_create_reference(env, constructor, 1, &mut kit.constructor),
-                "napi_create_reference",
-            )?;
-            check(
-                env,
-                sys::napi_create_reference(env, executor, 1, &mut kit.executor),
-                "napi_create_reference",
-            )?;
         }
-        Ok(kit)
+        let reference = |value| {
+            // SAFETY: a value of the current scope (kept only as a reference; called through Node-API).
+            unsafe { Function::<(), ()>::from_napi_value(env, value) }
+                .and_then(|function| function.create_ref())
+                .map_err(|error| Throw::internal(&error.reason))
+        };
+        Ok(PromiseKit { env, constructor: reference(constructor)?, executor: reference(executor)? })
     }
-}
 
-impl Drop for PromiseKit {
-    fn drop(&mut self) {
-        for reference in [self.constructor, self.executor].into_iter().filter(|r| !r.is_null()) {
-            // SAFETY: created by `new` on this environment, deleted once here.
-            let _ = unsafe { sys::napi_delete_reference(self.env, reference) };
-        }
-    }
-}
-
-impl PromiseKit {
     /// The constructor and the executor, as values of the current scope.
     pub(crate) fn values(&self) -> Result<(sys::napi_value, sys::napi_value), Throw> {
-        let (mut constructor, mut executor) = (ptr::null_mut(), ptr::null_mut());
-        // SAFETY: the kit's live strong references; locals as out-parameters.
-        unsafe {
-            check(
-                self.env,
-                sys::napi_get_reference_value(self.env, self.constructor, &mut constructor),
-                "napi_get_reference_value",
-            )?;
-            check(
-                self.env,
-                sys::napi_get_reference_value(self.env, self.executor, &mut executor),
-                "napi_get_reference_value",
-            )?;
-        }
-        Ok((constructor, executor))
+        let env = Env::from_raw(self.env);
+        let value = |function: &FunctionRef<(), ()>| {
+            function
+                .borrow_back(&env)
+                .map(|function| function.raw())
+                .map_err(|error| Throw::internal(&error.reason))
+        };
+        Ok((value(&self.constructor)?, value(&self.executor)?))
     }
 }
 
@@ -217,12 +191,10 @@ impl PendingPromise {
         let outer = CAPTURED.take(); // an outer construction's (see CAPTURED); put back below, on every path
         // SAFETY: values of the current scope. Runs JS: promise hooks, or a patched constructor (see `new_promise`).
         let status = unsafe { sys::napi_new_instance(env, constructor, 1, &executor, &mut promise) };
+        // Ownership of the two references moves from the executor's hand-off to the PendingPromise (or, on
+        // failure, they drop here).
         let captured = CAPTURED.replace(outer);
-        if let Err(thrown) = check(env, status, "napi_new_instance") {
-            delete_pair(env, captured);
-            return Err(thrown);
-        }
-        // Ownership of the two references moves from the executor's hand-off to the PendingPromise.
+        check(env, status, "napi_new_instance")?;
         let (resolve, reject) =
             captured.ok_or_else(|| Throw::internal("the Promise executor was not called"))?;
         Ok((PendingPromise { env, resolve, reject }, promise))
@@ -231,29 +203,19 @@ impl PendingPromise {
     /// Calls `resolve(value)` or `reject(error)`; the references go with `self`.
     pub(crate) fn settle(self, outcome: Result<sys::napi_value, sys::napi_value>) {
         let (function, value) = match outcome {
-            Ok(value) => (self.resolve, value),
-            Err(error) => (self.reject, error),
+            Ok(value) => (&self.resolve, value),
+            Err(error) => (&self.reject, error),
         };
-        let env = self.env;
-        let (mut function_value, mut undefined, mut result) =
-            (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-        // SAFETY: our live strong reference. Resolving or rejecting can run JS (a promise hook; resolving with a
-        // thenable): `self` was moved out of the state, and the caller holds no borrow of it.
+        let env = Env::from_raw(self.env);
+        let Ok(function) = function.borrow_back(&env).map(|function| function.raw()) else { return };
+        let (mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: `function` is the value of our live reference in the current scope. Resolving or rejecting can
+        // run JS (a promise hook; resolving with a thenable): `self` was moved out of the state, and the caller
+        // holds no borrow of it.
         unsafe {
-            if sys::napi_get_reference_value(env, function, &mut function_value) == sys::Status::napi_ok
-                && sys::napi_get_undefined(env, &mut undefined) == sys::Status::napi_ok
-            {
-                let _ = sys::napi_call_function(env, undefined, function_value, 1, &value, &mut result);
+            if sys::napi_get_undefined(self.env, &mut undefined) == sys::Status::napi_ok {
+                let _ = sys::napi_call_function(self.env, undefined, function, 1, &value, &mut result);
             }
-        }
-    }
-}
-
-impl Drop for PendingPromise {
-    fn drop(&mut self) {
-        for reference in [self.resolve, self.reject] {
-            // SAFETY: made by `capture_executor` on this environment (JS thread, where this lives), deleted once.
-            let _ = unsafe { sys::napi_delete_reference(self.env, reference) };
         }
     }
 }

@@ -6,7 +6,7 @@
 //! co-owns them ([`SharedBytes`]): the bytes are freed when the handle and every such buffer have
 //! let go, so native code a view was handed to (fs, zlib, a socket) never reads freed memory.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::c_char;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -391,17 +391,12 @@ pub(crate) fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Resu
 /// (`copy-views`). JS owns the copy; it shares nothing, so nothing native is freed for it, and
 /// writes to it do not reach the native bytes.
 pub(crate) fn copy_view(env: sys::napi_env, string: &NativeString) -> CallResult {
-    let mut data: *mut c_void = ptr::null_mut();
-    let mut buffer = ptr::null_mut();
-    // SAFETY: `data`/`buffer` are locals; creating an ArrayBuffer runs no JS.
-    let status = unsafe { sys::napi_create_arraybuffer(env, string.len, &mut data, &mut buffer) };
-    check(env, status, "napi_create_arraybuffer")?;
-    if string.len > 0 {
-        // SAFETY: the slot's bytes are live for `len` bytes, and `data` is the new buffer's
-        // `len` writable bytes; they cannot overlap.
-        unsafe { ptr::copy_nonoverlapping(string.as_ptr().cast::<u8>(), data.cast::<u8>(), string.len) };
-    }
-    create_uint8array(env, buffer, string.len)
+    // SAFETY: the slot holds the bytes (`len` of them) for this call; the copy is made before any JS runs.
+    let bytes = unsafe { std::slice::from_raw_parts(string.as_ptr().cast::<u8>(), string.len) };
+    // JS owns the copy (napi-rs's engine-owned ArrayBuffer): nothing native is kept for it.
+    let copy = Uint8ArraySlice::copy_from(&Env::from_raw(env), bytes)
+        .map_err(|error| Throw::internal(&format!("copying a view failed: {error}")))?;
+    Ok(copy.raw())
 }
 
 #[cfg(test)]
