@@ -14,6 +14,23 @@
 //!   dispatcher's until its `on_delivered`; an **item** on the threadsafe function is the queue's
 //!   until `call_js` takes it back (and frees it, with or without an env);
 //! - **instance data** owns the per-environment state; the exported functions borrow it.
+//!
+//! napi-rs's own types carry what they can: every export but three is a `#[napi]` function with typed
+//! arguments (`bind.rs`), callbacks and promise settlers are `FunctionRef`s, views are
+//! `Uint8ArraySlice::from_external` with a finalize closure. Raw `napi::sys` is left where napi-rs 3.16.1 (at
+//! feature `napi3`, see raw_tsfn.rs) has no type for the job or its type would break the contract:
+//! - `fast.rs`: the measured fast path (`noop`, `print_and_return`, `free_string`);
+//! - `raw_tsfn.rs`: the threadsafe function (napi-rs's needs `napi4`, which leaks one per environment);
+//! - `lifecycle.rs`: instance data (`Env::{set,get}_instance_data` need `napi6`) and the cleanup hook;
+//! - `js.rs`: a coded error with `code` *defined* (napi-rs's `Error` assigns it with [[Set]]), result objects
+//!   with defined properties in one `napi_define_properties` (static names, no allocation per name),
+//!   `AggregateError`;
+//! - `strings.rs`: weak references to a view's buffer and array (napi-rs has weak references only to `#[napi]`
+//!   class instances); `args.rs`: strings read into a stack buffer (`send`/`post`: napi-rs's `String` allocates);
+//! - `callbacks.rs`, `delivery.rs`, `promises.rs`: calling a function with a value and taking back what it threw
+//!   as a value (napi-rs's `Function::call` turns it into an `Error`); the Promise executor is a raw
+//!   callback (`Env::create_function_from_closure` needs `napi5`); thrown values of any kind (napi-rs's `UnknownRef` does
+//!   not delete itself in Drop).
 
 // napi-derive registers `#[napi]` items only outside `cfg(test)`, so a unit-test build sees them as unused.
 #![cfg_attr(test, allow(dead_code))]

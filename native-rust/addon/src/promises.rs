@@ -99,8 +99,8 @@ fn keep(env: sys::napi_env, value: sys::napi_value) -> Option<FunctionRef<(), ()
 }
 
 /// The executor of `new Promise(executor)`: keeps strong references to its `resolve` and `reject` in [`CAPTURED`].
-/// Raw (a `napi_callback` given to `napi_create_function`): napi-rs makes a function from a closure only with
-/// feature `napi5`, which turns on `napi4` (see raw_tsfn.rs).
+/// A raw `napi_callback` (for `Env::create_function`): napi-rs makes a function from a closure only with feature
+/// `napi5`, which turns on `napi4` (see raw_tsfn.rs).
 ///
 /// # Safety
 /// Called by V8 (through Node-API) only, synchronously inside `napi_new_instance` in [`PendingPromise::create`].
@@ -135,9 +135,9 @@ pub(crate) struct PromiseKit {
 impl PromiseKit {
     /// Looks `Promise` up on `globalThis` (a getter may run JS) and makes the executor.
     pub(crate) fn new(env: sys::napi_env) -> Result<Self, Throw> {
-        let (mut global, mut constructor, mut executor) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-        let name = c"executor";
-        // SAFETY: plain Node-API calls with locals as out-parameters.
+        let (mut global, mut constructor) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: plain Node-API calls with locals as out-parameters. Raw, so that an exception a getter for
+        // `globalThis.Promise` throws stays pending for the caller (napi-rs would turn it into an `Error`).
         unsafe {
             check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
             check(
@@ -145,26 +145,17 @@ impl PromiseKit {
                 sys::napi_get_named_property(env, global, c"Promise".as_ptr(), &mut constructor),
                 "napi_get_named_property",
             )?;
-            check(
-                env,
-                sys::napi_create_function(
-                    env,
-                    name.as_ptr(),
-                    name.count_bytes() as isize,
-                    Some(capture_executor),
-                    ptr::null_mut(),
-                    &mut executor,
-                ),
-                "napi_create_function",
-            )?;
         }
-        let reference = |value| {
-            // SAFETY: a value of the current scope (kept only as a reference; called through Node-API).
-            unsafe { Function::<(), ()>::from_napi_value(env, value) }
-                .and_then(|function| function.create_ref())
-                .map_err(|error| Throw::internal(&error.reason))
-        };
-        Ok(PromiseKit { env, constructor: reference(constructor)?, executor: reference(executor)? })
+        let internal = |error: napi::Error| Throw::internal(&error.reason);
+        // SAFETY: a value of the current scope (kept only as a reference; called through Node-API).
+        let constructor = unsafe { Function::<(), ()>::from_napi_value(env, constructor) }
+            .and_then(|function| function.create_ref())
+            .map_err(internal)?;
+        let executor = Env::from_raw(env)
+            .create_function::<(), ()>("executor", capture_executor)
+            .and_then(|function| function.create_ref())
+            .map_err(internal)?;
+        Ok(PromiseKit { env, constructor, executor })
     }
 
     /// The constructor and the executor, as values of the current scope.
