@@ -1,20 +1,25 @@
 //! The environment's one raw threadsafe function: what the dispatcher's worker thread and the producers' threads
 //! hand to the JS thread. Raw `napi::sys`, fenced here on purpose.
 //!
-//! Why not napi-rs's `ThreadsafeFunction`: it needs napi-rs feature `napi4`, and from `napi4` on (napi 3.x, up to
-//! and including the locked 3.16.1; see `bindgen_runtime/module_register.rs`, `create_custom_gc`) napi-rs's module
-//! registration creates a per-environment "CustomGC" threadsafe function of its own and never releases it. Since
-//! nodejs/node#55877 (Node 24.14+, 25.4+, 26) Node finalizes such a function at teardown but frees it only once its
-//! thread count reaches 0, so every environment leaks it (392 B definitely lost; test/environments.test.ts, "Risk:
-//! %s leaves a threadsafe function that Node never frees"). napi-rs keeps its handle in `pub(crate)`
-//! `CURRENT_CUSTOM_GC_HANDLE`: there is no public way to release it, and crates.io has nothing newer than 3.16.1.
+//! Why not napi-rs's `ThreadsafeFunction`: it needs napi-rs feature `napi4`, and with `napi4` napi-rs's module
+//! registration creates a "custom GC" threadsafe function of its own in every environment (for napi-rs values
+//! dropped off the JS thread; this addon has none) and never releases it. Checked in the locked napi 3.16.1
+//! (`bindgen_runtime/module_register.rs`: `create_custom_gc`, called from module registration under
+//! `#[cfg(feature = "napi4")]`, one per environment since napi-rs/napi-rs#3360); the custom GC itself dates from
+//! the napi 2.x line (napi-rs/napi-rs#1433, #1505, 2023), so every napi 2.x/3.x release with `napi4` up to 3.16.1
+//! is affected as far as we know (only 3.16.1 was checked here). Since nodejs/node#55877 (Node 24.14+, 25.4+, 26)
+//! Node finalizes such a function at teardown but frees it only once its thread count reaches 0, so every
+//! environment leaks it (392 B definitely lost; test/environments.test.ts, "Risk: %s leaves a threadsafe function
+//! that Node never frees"). napi-rs keeps its handle in `pub(crate)` `CURRENT_CUSTOM_GC_HANDLE`: there is no
+//! public way to release it, and crates.io has nothing newer than 3.16.1.
 //! So the addon stays on `features = ["napi3"]`, and this module owns the threadsafe function itself. (napi 3.16.1's
 //! `ThreadsafeFunction` also drops queued items on the floor when Node drains the queue with a NULL env at
-//! teardown — its `call_js_cb` returns before rebuilding the item — which `call_js` below does not: see the seeded
-//! bug `seed-bug-tsfn-item-leaked`.)
+//! teardown — its `call_js_cb` checks `raw_env.is_null()` and returns before `Box::from_raw(data)` — which
+//! `call_js` below does not: see the seeded bug `seed-bug-tsfn-item-leaked`.)
 //!
 //! It knows nothing of the environment's state: its context is a [`Sink`] (the `EnvCell`, in `delivery.rs`) that
 //! processes each item on the JS thread.
+//!
 //! Native-thread delivery (docs/raw-contract.md, "Native-thread delivery"): `post`, `produce`, `producer_stop`,
 //! `finalize_producer`, `producer_active`, and the environment's threadsafe function that carries what the
 //! dispatcher's worker thread (and the producers' threads) report to the JS thread.
