@@ -69,8 +69,8 @@ impl HandleKind for StringKind {
     const KIND: Kind = Kind::String;
 }
 
-/// A handle argument of kind `K`, decoded in the contract's order up to (not including) the table lookup: a number
-/// (napi-rs's `f64` conversion), an integer in `[0, 2^53)`, this backend's, kind `K`, this environment's. Keeps the
+/// A handle argument of kind `K`, decoded in the contract's order up to (not including) the table lookup: a number,
+/// an integer in `[0, 2^53)`, this backend's, kind `K`, this environment's. Keeps the
 /// JS value for the errors of the lookup (`String(n)`).
 pub struct HandleArg<K: HandleKind> {
     pub handle: Handle,
@@ -80,10 +80,8 @@ pub struct HandleArg<K: HandleKind> {
 
 impl<K: HandleKind> FromNapiValue for HandleArg<K> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        // SAFETY: napi-derive passes this call's env and argument.
-        if unsafe { f64::from_napi_value(env, value) }.is_err() {
-            return Err(raise(env, invalid_arg_type(env, "a number", "handle", value)));
-        }
+        // `decode_handle` reads the number (`napi_get_value_double`, as napi-rs's `f64` conversion does) and throws
+        // the contract's TypeError for anything else.
         let decoded = lifecycle::env_cell(env)
             .and_then(|cell| {
                 let env_id = cell.try_borrow().map_err(|_| Throw::internal("reentrant call"))?.env_id;

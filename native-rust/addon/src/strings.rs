@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::error_codes::*;
-use napi::bindgen_prelude::{JsValue, Uint8ArraySlice};
+use napi::bindgen_prelude::{JsValue, ToNapiValue, Uint8ArraySlice};
 use napi::{Env, sys};
 use napi_ownership_core::{self as core, CopyError, CoreString};
 
@@ -140,12 +140,20 @@ impl NativeString {
         self.len
     }
 
-    /// The bytes as text for JS: a copy, invalid UTF-8 (written through a view) as U+FFFD.
-    pub fn text(&self) -> String {
+    /// The bytes as a new JS string (a copy: JS keeps nothing pointing at native memory), through napi-rs's
+    /// `&str` conversion straight from the native bytes; bytes made invalid UTF-8 through a view go through a
+    /// lossy Rust copy (U+FFFD per maximal invalid subpart, as V8's own UTF-8 decoding does).
+    pub fn text(&self, env: sys::napi_env) -> CallResult {
         // SAFETY: the slot holds the bytes (`len` of them, live while `self` is); only JS writes them, through a
         // view, and no JS runs while this copy is made.
         let bytes = unsafe { std::slice::from_raw_parts(self.as_ptr().cast::<u8>(), self.len) };
-        String::from_utf8_lossy(bytes).into_owned()
+        let made = match std::str::from_utf8(bytes) {
+            // SAFETY: `env` is the current call's; Node-API copies `text` into the new string.
+            Ok(text) => unsafe { <&str as ToNapiValue>::to_napi_value(env, text) },
+            // SAFETY: as above.
+            Err(_) => unsafe { String::to_napi_value(env, String::from_utf8_lossy(bytes).into_owned()) },
+        };
+        made.map_err(|error| Throw::internal(&format!("creating a JS string failed: {error}")))
     }
 
     /// The address of the bytes (for `string_info`).

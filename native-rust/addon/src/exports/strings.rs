@@ -139,8 +139,8 @@ struct EnvLedgers<'a> {
 /// `string_text(handle)`: the bytes copied into a new JS string (invalid UTF-8 written through a view becomes
 /// U+FFFD), so JS keeps nothing pointing at native memory.
 #[napi(js_name = "string_text")]
-pub fn string_text(env: Env, handle: HandleArg<StringKind>) -> napi::Result<String> {
-    run(&env, |cell| with_live_string(cell, &env, &handle, |_, string| Ok(string.text())))
+pub fn string_text(env: Env, handle: HandleArg<StringKind>) -> napi::Result<Js> {
+    run(&env, |cell| with_live_string(cell, &env, &handle, |_, string| string.text(env.raw()).map(Js)))
 }
 
 /// `string_view(handle)`: a Uint8Array over the native bytes that co-owns them (see `NativeString::view`).
