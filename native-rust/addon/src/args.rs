@@ -4,11 +4,11 @@ use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::ptr;
 
+use crate::error_codes::*;
 use napi::sys;
 
-use crate::call::{Throw, check, invalid_arg_type};
 use crate::handles::{Backend, Handle, HandleError, Kind};
-use crate::state::EnvState;
+use crate::js::{Throw, check, invalid_arg_type, number_to_string};
 
 pub const BACKEND: Backend = Backend::Rust;
 
@@ -18,7 +18,7 @@ pub const BACKEND: Backend = Backend::Rust;
 /// Decodes a handle argument in the contract's order, up to (not including) the table lookup.
 pub fn decode_handle(
     env: sys::napi_env,
-    state: &EnvState,
+    env_id: u8,
     value: sys::napi_value,
     kind: Kind,
 ) -> Result<Handle, Throw> {
@@ -37,14 +37,14 @@ pub fn decode_handle(
         return Err(invalid_handle(env, value, kind));
     }
     let handle = Handle::decode(integer);
-    handle.classify(BACKEND, kind, state.env_id).map_err(|e| handle_error(env, value, e, kind))?;
+    handle.classify(BACKEND, kind, env_id).map_err(|e| handle_error(env, value, e, kind))?;
     Ok(handle)
 }
 
 fn invalid_handle(env: sys::napi_env, value: sys::napi_value, kind: Kind) -> Throw {
-    match crate::call::number_to_string(env, value) {
+    match number_to_string(env, value) {
         Ok(n) => Throw::type_error(
-            "ERR_INVALID_HANDLE",
+            ERR_INVALID_HANDLE,
             format!("{n} is not a live or released {} handle of the {} backend", kind.name(), BACKEND.name()),
         ),
         Err(thrown) => thrown,
@@ -55,16 +55,16 @@ fn invalid_handle(env: sys::napi_env, value: sys::napi_value, kind: Kind) -> Thr
 pub fn handle_error(env: sys::napi_env, value: sys::napi_value, error: HandleError, kind: Kind) -> Throw {
     match error {
         HandleError::Foreign(other) => Throw::type_error(
-            "ERR_FOREIGN_HANDLE",
+            ERR_FOREIGN_HANDLE,
             format!("handle belongs to the {} backend, not {}", other.name(), BACKEND.name()),
         ),
         HandleError::Invalid => invalid_handle(env, value, kind),
         HandleError::ForeignEnv => Throw::error(
-            "ERR_FOREIGN_ENV",
+            ERR_FOREIGN_ENV,
             "handle belongs to another Node.js environment (worker thread)".to_owned(),
         ),
         HandleError::Released => {
-            Throw::error("ERR_NATIVE_RELEASED", format!("the native {} was already released", kind.name()))
+            Throw::error(ERR_NATIVE_RELEASED, format!("the native {} was already released", kind.name()))
         }
     }
 }
@@ -129,7 +129,7 @@ impl Utf8Arg {
         let mut heap: Vec<u8> = Vec::new();
         if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
             return Err(Throw::range_error(
-                "ERR_NATIVE_ALLOC",
+                ERR_NATIVE_ALLOC,
                 format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
             ));
         }
@@ -176,7 +176,7 @@ impl Utf8Arg {
 /// `ERR_INTERIOR_NUL`, naming the argument.
 pub fn interior_nul(name: &str, offset: usize) -> Throw {
     Throw::range_error(
-        "ERR_INTERIOR_NUL",
+        ERR_INTERIOR_NUL,
         format!("{name} contains a NUL byte at offset {offset}; a NUL-terminated C string cannot carry it"),
     )
 }
@@ -187,10 +187,7 @@ pub fn read_dest(env: sys::napi_env, value: sys::napi_value, dest: &mut Utf8Arg)
         return Err(invalid_arg_type(env, "a non-empty string", "dest", value));
     }
     if dest.len() == 0 {
-        return Err(Throw::range_error(
-            "ERR_INVALID_ARG_VALUE",
-            "dest must be a non-empty string".to_owned(),
-        ));
+        return Err(Throw::range_error(ERR_INVALID_ARG_VALUE, "dest must be a non-empty string".to_owned()));
     }
     dest.c_str().map_err(|offset| interior_nul("dest", offset))
 }

@@ -14,201 +14,67 @@
 //!   dispatcher's until its `on_delivered`; an **item** on the threadsafe function is the queue's
 //!   until `call_js` takes it back (and frees it, with or without an env);
 //! - **instance data** owns the per-environment state; the exported functions borrow it.
+//!
+//! napi-rs's own types carry what they can: every export but three is a `#[napi]` function with typed
+//! arguments (`bind.rs`), callbacks and promise settlers are `FunctionRef`s, views are
+//! `Uint8ArraySlice::from_external` with a finalize closure. Raw `napi::sys` is left where napi-rs 3.16.1 (at
+//! feature `napi3`, see raw_tsfn.rs) has no type for the job or its type would break the contract:
+//! - `fast.rs`: the measured fast path (`noop`, `print_and_return`, `free_string`);
+//! - `raw_tsfn.rs`: the threadsafe function (napi-rs's needs `napi4`, which leaks one per environment);
+//! - `lifecycle.rs`: instance data (`Env::{set,get}_instance_data` need `napi6`) and the cleanup hook;
+//! - `js.rs`: a coded error with `code` *defined* (napi-rs's `Error` assigns it with [[Set]]), result objects
+//!   with defined properties in one `napi_define_properties` (static names, no allocation per name),
+//!   `AggregateError`;
+//! - `strings.rs`: weak references to a view's buffer and array (napi-rs has weak references only to `#[napi]`
+//!   class instances); `args.rs`: strings read into a stack buffer (`send`/`post`: napi-rs's `String` allocates);
+//! - `callbacks.rs`, `delivery.rs`, `promises.rs`: calling a function with a value and taking back what it threw
+//!   as a value (napi-rs's `Function::call` turns it into an `Error`); the Promise executor is a raw
+//!   callback (`Env::create_function_from_closure` needs `napi5`); thrown values of any kind (napi-rs's `UnknownRef` does
+//!   not delete itself in Drop).
+
+// napi-derive registers `#[napi]` items only outside `cfg(test)`, so a unit-test build sees them as unused.
+#![cfg_attr(test, allow(dead_code))]
+
+// Module layers (each uses only those above it; no module imports one below it):
+//   error_codes, handles, js            — codes, handle bits and tables, Node-API helpers and `Throw`
+//   ledger, args                        — the contract's counters; decoding arguments
+//   strings, promises, raw_tsfn         — string bytes and views; promises and thrown values; the threadsafe function
+//   callbacks, posts                    — boxed JS callbacks; who waits for delivery items
+//   state                               — the per-environment state that owns all of the above
+//   delivery, lifecycle                 — items processed on the JS thread; load and teardown
+//   bind, exports, fast                 — #[napi] glue; every export of the contract; the raw fast path
+mod error_codes;
+mod handles;
+mod js;
 
 mod args;
-mod call;
-mod handles;
-mod state;
-mod strings;
-mod subscriptions;
-mod threads;
+mod ledger;
 
-use std::ffi::{CStr, c_void};
-use std::ptr;
-use std::sync::atomic::Ordering;
+mod promises;
+mod raw_tsfn;
+mod strings;
+
+mod callbacks;
+mod posts;
+
+mod state;
+
+mod delivery;
+mod lifecycle;
+
+mod bind;
+mod exports;
+mod fast;
 
 use napi::bindgen_prelude::Object;
-use napi::{Env, JsValue, sys};
+use napi::{Env, JsValue};
 use napi_derive::napi;
-
-use crate::call::{Call, CallResult, Export, create_double, create_object, trampoline};
-use crate::state::EnvCell;
-use crate::strings::{FinalizeString, FreeString, PrintAndReturn, StringInfo, StringText, StringView};
-use crate::subscriptions::{
-    Cancel, FinalizeSubscription, Handler, SendMessage, Shutdown, SubscriptionActive,
-};
-use crate::threads::{FinalizeProducer, Post, Produce, ProducerActive, ProducerStop};
-
-/// `noop()`: nothing, the benchmark floor. It goes through the same trampoline as every export, so
-/// it measures the fixed cost of a call into this addon.
-struct Noop;
-
-impl Export<0> for Noop {
-    const NAME: &'static CStr = c"noop";
-
-    fn call(_call: &Call<'_, 0>) -> CallResult {
-        // A NULL result is `undefined` in JS.
-        Ok(ptr::null_mut())
-    }
-}
-
-/// `noop_view(length)`: the benchmark floor of a first view — a bare external ArrayBuffer and a
-/// Uint8Array over it, with no ownership work at all. Its bytes are a static scratch of this module
-/// (zero, process lifetime) that nothing owns or frees; its finalizer does nothing. Not for data:
-/// every such view aliases the same scratch.
-struct NoopView;
-
-const FLOOR_BYTES: u32 = 1 << 20;
-
-/// Writable static bytes (JS may write through a floor view, so they cannot be an immutable static).
-struct FloorScratch(std::cell::UnsafeCell<[u8; FLOOR_BYTES as usize]>);
-// SAFETY: only ever handed to JS as external memory; Rust never reads or writes it.
-unsafe impl Sync for FloorScratch {}
-static FLOOR_SCRATCH: FloorScratch = FloorScratch(std::cell::UnsafeCell::new([0; FLOOR_BYTES as usize]));
-
-/// Finalizer of a floor view: nothing is owned.
-unsafe extern "C" fn floor_finalized(_env: sys::napi_env, _data: *mut c_void, _hint: *mut c_void) {}
-
-impl Export<1> for NoopView {
-    const NAME: &'static CStr = c"noop_view";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        let length = threads::read_integer(env, call.args[0], "length", FLOOR_BYTES)? as usize;
-        let mut buffer = ptr::null_mut();
-        let status = if cfg!(feature = "copy-views") {
-            let mut data = ptr::null_mut();
-            // SAFETY: `data`/`buffer` are locals (where external buffers are refused, the floor is a plain buffer).
-            unsafe { sys::napi_create_arraybuffer(env, length, &mut data, &mut buffer) }
-        } else {
-            // SAFETY: the scratch is static (lives as long as the process) and at least `length` bytes long.
-            unsafe {
-                sys::napi_create_external_arraybuffer(
-                    env,
-                    FLOOR_SCRATCH.0.get().cast(),
-                    length,
-                    Some(floor_finalized),
-                    ptr::null_mut(),
-                    &mut buffer,
-                )
-            }
-        };
-        call::check(env, status, "napi_create_external_arraybuffer")?;
-        let mut array = ptr::null_mut();
-        // SAFETY: `buffer` is a live ArrayBuffer of exactly `length` bytes.
-        let status = unsafe {
-            sys::napi_create_typedarray(env, sys::TypedarrayType::uint8_array, length, buffer, 0, &mut array)
-        };
-        call::check(env, status, "napi_create_typedarray")?;
-        Ok(array)
-    }
-}
-
-/// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes, viewHeld, viewHeldBytes, viewCopies,
-/// viewFinalizedOffThread }, handlers: { live, registered,
-/// cancelled, finalized }, posts: { posted, delivered, skipped, pending }, producers: { live, started, stopped,
-/// finalized } }` for this environment.
-struct Stats;
-
-impl Export<0> for Stats {
-    const NAME: &'static CStr = c"stats";
-
-    fn call(call: &Call<'_, 0>) -> CallResult {
-        let (ledger, view_held, handlers, posts, producers, producers_live) = call
-            .state
-            .try_borrow()
-            .map(|state| {
-                (
-                    state.ledger,
-                    (
-                        state.shared.view_held.load(Ordering::Relaxed),
-                        state.shared.view_held_bytes.load(Ordering::Relaxed),
-                        state.shared.view_finalized_off_thread.load(Ordering::Relaxed),
-                    ),
-                    state.handlers,
-                    state.posts.ledger,
-                    state.producer_ledger,
-                    state.producers.live(),
-                )
-            })
-            .map_err(|_| call::Throw::internal("stats during a call"))?;
-        // Items on the threadsafe function plus messages still queued on the worker.
-        let pending = call.state.marshal.queued() + u64::from(call.state.dispatcher.queued());
-        let env = call.env;
-        let count = |n: u64| create_double(env, n as f64);
-        let strings = create_object(
-            env,
-            &[
-                (c"live", count(ledger.live())?),
-                (c"allocated", count(ledger.allocated)?),
-                (c"freed", count(ledger.freed)?),
-                (c"finalized", count(ledger.finalized)?),
-                (c"liveBytes", count(ledger.live_bytes)?),
-                (c"viewHeld", count(view_held.0)?),
-                (c"viewHeldBytes", count(view_held.1)?),
-                (c"viewCopies", count(ledger.view_copies)?),
-                (c"viewFinalizedOffThread", count(view_held.2)?),
-            ],
-        )?;
-        let handlers = subscriptions::handler_stats(env, handlers)?;
-        let posts = threads::post_stats(env, posts, pending)?;
-        let producers = threads::producer_stats(env, producers, producers_live as u64)?;
-        create_object(
-            env,
-            &[(c"strings", strings), (c"handlers", handlers), (c"posts", posts), (c"producers", producers)],
-        )
-    }
-}
-
-/// A property descriptor for export `E` under its contract name, whose callback gets `state` as its
-/// data.
-fn method<const N: usize, E: Export<N>>(state: *const EnvCell) -> sys::napi_property_descriptor {
-    sys::napi_property_descriptor {
-        utf8name: E::NAME.as_ptr(),
-        name: ptr::null_mut(),
-        method: Some(trampoline::<N, E>),
-        getter: None,
-        setter: None,
-        value: ptr::null_mut(),
-        attributes: sys::PropertyAttributes::writable
-            | sys::PropertyAttributes::enumerable
-            | sys::PropertyAttributes::configurable,
-        data: state.cast_mut().cast::<c_void>(),
-    }
-}
 
 /// Runs once per environment that loads the addon: creates (or finds) the environment's state in
 /// instance data and defines every export of the raw contract on `exports`.
 #[napi(module_exports)]
 pub fn init(exports: Object<'_>, env: Env) -> napi::Result<()> {
     let raw_env = env.raw();
-    let state = state::env_state(raw_env)?;
-    let properties = [
-        method::<1, PrintAndReturn>(state),
-        method::<1, FreeString>(state),
-        method::<1, FinalizeString>(state),
-        method::<1, StringText>(state),
-        method::<1, StringView>(state),
-        method::<1, StringInfo>(state),
-        method::<2, Handler>(state),
-        method::<2, Cancel>(state),
-        method::<1, FinalizeSubscription>(state),
-        method::<1, SubscriptionActive>(state),
-        method::<2, SendMessage>(state),
-        method::<0, Shutdown>(state),
-        method::<2, Post>(state),
-        method::<3, Produce>(state),
-        method::<1, ProducerStop>(state),
-        method::<1, FinalizeProducer>(state),
-        method::<1, ProducerActive>(state),
-        method::<0, Stats>(state),
-        method::<0, Noop>(state),
-        method::<1, NoopView>(state),
-    ];
-    // SAFETY: `exports` is the module's exports object; every descriptor's name is a static C
-    // string and its data the environment state, which outlives the functions
-    // (instance data is finalized only at teardown, when no JS runs).
-    let status =
-        unsafe { sys::napi_define_properties(raw_env, exports.raw(), properties.len(), properties.as_ptr()) };
-    call::check(raw_env, status, "napi_define_properties").map_err(napi::Error::from)
+    let state = lifecycle::env_state(raw_env)?;
+    fast::define_all(raw_env, exports.raw(), state).map_err(napi::Error::from)
 }

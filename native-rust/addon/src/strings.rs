@@ -6,61 +6,24 @@
 //! co-owns them ([`SharedBytes`]): the bytes are freed when the handle and every such buffer have
 //! let go, so native code a view was handed to (fs, zlib, a socket) never reads freed memory.
 
-use std::ffi::{CStr, c_char, c_void};
-use std::mem::MaybeUninit;
+use std::ffi::c_char;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use napi::sys;
-use napi_ownership_core as core;
+use crate::error_codes::*;
+use napi::bindgen_prelude::{JsValue, ToNapiValue, Uint8ArraySlice};
+use napi::{Env, sys};
+use napi_ownership_core::{self as core, CopyError, CoreString};
 
-use crate::args::{BACKEND, STACK_BUFFER_LEN, STACK_STRING_MAX, decode_handle, handle_error};
-use crate::call::{
-    Call, CallResult, Export, Throw, check, create_bigint_u64, create_double, create_object, get_boolean,
-    invalid_arg_type,
-};
-use crate::handles::{Handle, HandleError, Kind, TableFull};
-use crate::state::{EnvState, Release, SharedLedger};
-
-/// A string copy allocated by the core. Dropping it gives it back to the core: freed by
-/// `napi_ownership_core::free_string` when the slot releases it or the environment tears down.
-pub struct CoreString {
-    ptr: NonNull<c_char>,
-    /// Bytes without the NUL.
-    len: usize,
-}
-
-impl CoreString {
-    fn as_ptr(&self) -> *mut c_char {
-        self.ptr.as_ptr()
-    }
-
-    /// Makes sure the NUL at `len` is the first 0 byte again, whatever JS wrote through a view.
-    /// The core frees with `CString::from_raw`, which re-measures the length with `strlen`.
-    fn restore_terminator(&mut self) {
-        // SAFETY: `ptr` is our live allocation of `len + 1` bytes; this runs just before it is freed,
-        // when no view shares it any more, so nothing else aliases it.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), self.len) };
-        if bytes.contains(&0) {
-            bytes.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
-        }
-    }
-}
-
-impl Drop for CoreString {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `print_and_return_len` and this is its only owner, so it is
-        // freed exactly once, with its terminator in place (see `restore_terminator`).
-        unsafe { core::free_string(self.ptr.as_ptr()) };
-    }
-}
+use crate::js::{CallResult, Throw, check};
+use crate::ledger::SharedLedger;
 
 /// Weak references to the newest view of a live string (the ArrayBuffer and the Uint8Array), so
 /// `string_view` can hand the same Uint8Array out again while it lives. They own nothing.
-struct View {
-    buffer: sys::napi_ref,
-    array: sys::napi_ref,
+pub(crate) struct View {
+    pub(crate) buffer: sys::napi_ref,
+    pub(crate) array: sys::napi_ref,
 }
 
 /// A string's bytes once a view has lent them to JS (seed 004's MemoryGuard: whoever can reach the
@@ -70,20 +33,20 @@ struct View {
 /// buffer's finalize hint. Its shares are one atomic word, because a runtime may finalize a buffer
 /// on another thread (Deno: V8's backing-store deleter) while the JS thread releases the handle.
 pub struct SharedBytes {
-    bytes: CoreString,
+    pub(crate) bytes: CoreString,
     /// The shares: [`SLOT_SHARE`] while the table slot holds one (the handle is live), plus one per
     /// external ArrayBuffer over the bytes not yet finalized. The owner that takes it to 0 frees.
-    shares: AtomicU32,
+    pub(crate) shares: AtomicU32,
     /// Seeded bug only: the bytes were already given back to the core.
-    freed_early: AtomicBool,
-    ledger: Arc<SharedLedger>,
+    pub(crate) freed_early: AtomicBool,
+    pub(crate) ledger: Arc<SharedLedger>,
 }
 
 /// The table slot's share in [`SharedBytes::shares`]; the bits below it count buffers.
-const SLOT_SHARE: u32 = 1 << 31;
+pub(crate) const SLOT_SHARE: u32 = 1 << 31;
 
 /// Who owns a live string's bytes: the slot alone, or the slot together with views.
-enum Bytes {
+pub(crate) enum Bytes {
     Owned(CoreString),
     /// The slot's share of bytes lent to views; the pointer came from `Box::into_raw` and stays
     /// valid while this share or any buffer's share is held.
@@ -92,24 +55,24 @@ enum Bytes {
 
 /// A slot's payload: the core's copy and, once `string_view` was called, its view.
 pub struct NativeString {
-    bytes: Bytes,
-    len: usize,
-    view: Option<View>,
+    pub(crate) bytes: Bytes,
+    pub(crate) len: usize,
+    pub(crate) view: Option<View>,
 }
 
 impl NativeString {
-    fn as_ptr(&self) -> *mut c_char {
+    pub(crate) fn as_ptr(&self) -> *mut c_char {
         match &self.bytes {
-            Bytes::Owned(bytes) => bytes.as_ptr(),
+            Bytes::Owned(bytes) => bytes.as_mut_ptr().cast(),
             // SAFETY: the slot holds a share, so the SharedBytes is alive.
-            Bytes::Shared(shared) => unsafe { shared.as_ref() }.bytes.as_ptr(),
+            Bytes::Shared(shared) => unsafe { shared.as_ref() }.bytes.as_mut_ptr().cast(),
         }
     }
 
     /// Ends the handle's hold on the bytes: our weak references go, and the bytes are given back to
     /// the core now if no view shares them, else by the last view's finalizer. Updates the ledger
     /// and the external-memory report.
-    fn release(mut self, env: sys::napi_env, ledger: &SharedLedger) {
+    pub(crate) fn release(mut self, env: sys::napi_env, ledger: &SharedLedger) {
         if let Some(view) = self.view.take() {
             delete_view_refs(env, view);
         }
@@ -127,7 +90,7 @@ impl NativeString {
                     // Seeded bug (leak-test self-test builds only): the bytes go now, while views may
                     // still point at them.
                     // SAFETY: deliberately unsound; only built for the leak-test self-test.
-                    unsafe { core::free_string(std::hint::black_box(shared.bytes.as_ptr())) };
+                    unsafe { core::free_string(std::hint::black_box(shared.bytes.as_mut_ptr().cast())) };
                     shared.freed_early.store(true, Ordering::Relaxed);
                 }
                 // Counted as view-held first: the last buffer's finalizer, which may run on another
@@ -165,384 +128,57 @@ impl NativeString {
     }
 }
 
-/// Gives shared bytes back to the core once their last owner let go, and un-counts them (the slot's
-/// release counted them as view-held). Runs on whichever thread ended the last share.
-///
-/// # Safety
-/// `pointer` came from `Box::into_raw` in `string_view` and its shares reached 0, so nothing else
-/// can reach it.
-unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
-    // SAFETY: see the function's contract: we are the only owner now.
-    let shared = unsafe { Box::from_raw(pointer.as_ptr()) };
-    let SharedBytes { mut bytes, freed_early, ledger, .. } = *shared;
-    ledger.view_held.fetch_sub(1, Ordering::Relaxed);
-    ledger.view_held_bytes.fetch_sub(bytes.len as u64, Ordering::Relaxed);
-    if freed_early.load(Ordering::Relaxed) {
-        std::mem::forget(bytes); // seeded bug: already freed
-    } else {
-        bytes.restore_terminator();
-        // `bytes` drops here: freed by the core's `free_string`.
-    }
-}
-
-/// Finalizer of an external ArrayBuffer lent by `string_view`: that buffer's share ends. Node runs
-/// it on the JS thread, deferred after GC or at environment teardown; Deno 2.9 may run it on a V8
-/// background thread (from the backing store's deleter), so it touches only atomics and the core's
-/// free, and never `env`: no Node-API call, no state.
-///
-/// # Safety
-/// Called by the runtime once per buffer, with the hint given to `napi_create_external_arraybuffer`:
-/// a `SharedBytes` that this buffer's share keeps alive.
-unsafe extern "C" fn view_finalized(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    let Some(pointer) = NonNull::new(hint.cast::<SharedBytes>()) else { return };
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: this buffer's share keeps the SharedBytes alive until it is ended below.
-        let shared = unsafe { pointer.as_ref() };
-        if !shared.ledger.on_js_thread() {
-            shared.ledger.view_finalized_off_thread.fetch_add(1, Ordering::Relaxed);
-        }
-        let len = shared.bytes.len as i64;
-        let ledger = Arc::clone(&shared.ledger);
-        match shared.shares.fetch_sub(1, Ordering::AcqRel) - 1 {
-            // SAFETY: the slot's share ended earlier and this was the last buffer's.
-            0 => unsafe { free_shared(pointer) },
-            // The handle is live and no buffer is left, so V8 no longer counts these bytes: we report
-            // them again, on the JS thread's next batch.
-            SLOT_SHARE => ledger.defer_live_bytes(len),
-            _ => {}
-        }
-    }));
-}
-
-fn delete_view_refs(env: sys::napi_env, view: View) {
-    for reference in [view.array, view.buffer] {
-        // SAFETY: both references were created by `string_view` for this env and are deleted only
-        // here, once, when their string leaves the table.
-        let _ = unsafe { sys::napi_delete_reference(env, reference) };
-    }
-}
-
-/// The value behind a weak reference, or `None` once it has been collected.
-fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::napi_value> {
-    let mut value = ptr::null_mut();
-    // SAFETY: `reference` is a live reference of this env (deleted only with its slot).
-    let status = unsafe { sys::napi_get_reference_value(env, reference, &mut value) };
-    (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
-}
-
-pub fn borrow_state<'a, const N: usize>(
-    call: &'a Call<'_, N>,
-) -> Result<std::cell::RefMut<'a, EnvState>, Throw> {
-    call.state.try_borrow_mut().map_err(|_| Throw::internal("reentrant call into the rust backend"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// print_and_return
-
-fn alloc_failed(len: usize) -> Throw {
-    Throw::range_error(
-        "ERR_NATIVE_ALLOC",
-        format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
-    )
-}
-
-fn trace_input(ptr: *const u8, len: usize, how: &str) {
-    if core::trace_enabled() {
-        core::trace_line(format_args!("JS input address: {ptr:p} ({len} B, {how})"));
-    }
-}
-
-/// Hands `len` bytes at `data` (borrowed for the call) to the core, which returns its own copy.
-/// A raw pointer, not a slice: a Uint8Array may sit on a SharedArrayBuffer that another thread
-/// writes, so only the core's single copy reads it.
-fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Throw> {
-    // An empty Uint8Array may have a NULL data pointer; the core reads nothing for len 0.
-    let data = if len == 0 || data.is_null() { NonNull::dangling().as_ptr() } else { data };
-    let mut status = core::NAPI_OWNERSHIP_STATUS_OK;
-    let mut offset = 0usize;
-    // SAFETY: `data` is valid for `len` reads for the call (checked by the callers), or dangling
-    // for 0 bytes; `status`/`offset` are locals.
-    let copy = unsafe { core::print_and_return_len(data, len, &mut status, &mut offset) };
-    match (NonNull::new(copy), status) {
-        // Ownership moves from the core to this CoreString: freed by the core when it drops.
-        (Some(ptr), core::NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString { ptr, len }),
-        (_, core::NAPI_OWNERSHIP_STATUS_INTERIOR_NUL) => Err(Throw::range_error(
-            "ERR_INTERIOR_NUL",
-            format!(
-                "input contains a NUL byte at offset {offset}; a NUL-terminated C string cannot carry it"
-            ),
-        )),
-        (_, core::NAPI_OWNERSHIP_STATUS_INVALID_UTF8) => Err(Throw::range_error(
-            "ERR_INVALID_UTF8",
-            format!("input is not valid UTF-8 (first bad byte at offset {offset})"),
-        )),
-        (_, core::NAPI_OWNERSHIP_STATUS_ALLOC_FAILED) => Err(alloc_failed(len)),
-        (_, other) => Err(Throw::internal(&format!("the core returned status {other}"))),
-    }
-}
-
-/// Reads a JS string as UTF-8 and copies it in the core: through a stack buffer when it fits in
-/// `STACK_STRING_MAX` bytes, else through an exactly sized heap buffer. `None` if not a string.
-fn copy_js_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<CoreString>, Throw> {
-    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_BUFFER_LEN];
-    let mut written = 0usize;
-    // SAFETY: `stack` has room for STACK_BUFFER_LEN bytes including the NUL Node-API writes.
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(env, value, stack.as_mut_ptr().cast(), STACK_BUFFER_LEN, &mut written)
-    };
-    if status == sys::Status::napi_string_expected {
-        return Ok(None);
-    }
-    check(env, status, "napi_get_value_string_utf8")?;
-    if written <= STACK_STRING_MAX {
-        // Node-API initialised the first `written` bytes of `stack`.
-        let data = stack.as_ptr().cast::<u8>();
-        trace_input(data, written, "UTF-8 copy of a JS string");
-        return copy_in_core(data, written).map(Some);
+impl NativeString {
+    /// A slot's payload for a fresh copy: the slot alone owns it until the first view.
+    pub fn new(copy: CoreString) -> Self {
+        let len = copy.len();
+        NativeString { bytes: Bytes::Owned(copy), len, view: None }
     }
 
-    let mut len = 0usize;
-    // SAFETY: a NULL buffer asks only for the UTF-8 length.
-    let status = unsafe { sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len) };
-    check(env, status, "napi_get_value_string_utf8")?;
-    let mut heap: Vec<u8> = Vec::new();
-    if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
-        return Err(alloc_failed(len));
+    /// Bytes without the NUL.
+    pub fn len(&self) -> usize {
+        self.len
     }
-    // SAFETY: `heap` has capacity for `len + 1` bytes (string and NUL).
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(env, value, heap.as_mut_ptr().cast(), len + 1, &mut written)
-    };
-    check(env, status, "napi_get_value_string_utf8")?;
-    // SAFETY: Node-API initialised `written` (== len) bytes.
-    unsafe { heap.set_len(written) };
-    trace_input(heap.as_ptr(), written, "UTF-8 copy of a JS string");
-    // The staging buffer is ours and dropped here; the core made its own copy.
-    copy_in_core(heap.as_ptr(), heap.len()).map(Some)
-}
 
-/// Reads a Uint8Array in place (no copy on the way in). `None` if not a Uint8Array.
-fn copy_uint8array(env: sys::napi_env, value: sys::napi_value) -> Result<Option<CoreString>, Throw> {
-    let mut is_typed_array = false;
-    // SAFETY: `value` is an argument of the current call.
-    let status = unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) };
-    check(env, status, "napi_is_typedarray")?;
-    if !is_typed_array {
-        return Ok(None);
-    }
-    let mut kind = sys::TypedarrayType::int8_array;
-    let mut len = 0usize;
-    let mut data: *mut c_void = ptr::null_mut();
-    // SAFETY: `value` is a TypedArray; out-params are locals, unused ones NULL.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            env,
-            value,
-            &mut kind,
-            &mut len,
-            &mut data,
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
-    check(env, status, "napi_get_typedarray_info")?;
-    if kind != sys::TypedarrayType::uint8_array {
-        return Ok(None);
-    }
-    // Node-API reports `data` (already offset by byteOffset) valid for `len` bytes; the array is an
-    // argument, so it stays alive for this call and no JS on this thread runs meanwhile.
-    trace_input(data.cast_const().cast(), len, "Uint8Array read in place");
-    copy_in_core(data.cast_const().cast(), len).map(Some)
-}
-
-pub struct PrintAndReturn;
-
-impl Export<1> for PrintAndReturn {
-    const NAME: &'static CStr = c"print_and_return";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let (env, input) = (call.env, call.args[0]);
-        let copy = match copy_js_string(env, input)? {
-            Some(copy) => copy,
-            None => copy_uint8array(env, input)?
-                .ok_or_else(|| invalid_arg_type(env, "a string or Uint8Array", "input", input))?,
+    /// The bytes as a new JS string (a copy: JS keeps nothing pointing at native memory), through napi-rs's
+    /// `&str` conversion straight from the native bytes; bytes made invalid UTF-8 through a view go through a
+    /// lossy Rust copy (U+FFFD per maximal invalid subpart, as V8's own UTF-8 decoding does).
+    pub fn text(&self, env: sys::napi_env) -> CallResult {
+        // SAFETY: the slot holds the bytes (`len` of them, live while `self` is); only JS writes them, through a
+        // view, and no JS runs while this copy is made.
+        let bytes = unsafe { std::slice::from_raw_parts(self.as_ptr().cast::<u8>(), self.len) };
+        let made = match std::str::from_utf8(bytes) {
+            // SAFETY: `env` is the current call's; Node-API copies `text` into the new string.
+            Ok(text) => unsafe { <&str as ToNapiValue>::to_napi_value(env, text) },
+            // SAFETY: as above.
+            Err(_) => unsafe { String::to_napi_value(env, String::from_utf8_lossy(bytes).into_owned()) },
         };
-        let len = copy.len;
-        let mut state = borrow_state(call)?;
-        // Ownership moves into the table: the slot owns the copy until free_string,
-        // finalize_string or teardown.
-        let (slot, generation) = state
-            .strings
-            .insert(NativeString { bytes: Bytes::Owned(copy), len, view: None })
-            // Not worded by the contract (the same wording as the cpp backend). The returned entry
-            // drops here, giving its bytes back to the core.
-            .map_err(|TableFull(_entry)| {
-                Throw::range_error(
-                    "ERR_NATIVE_ALLOC",
-                    format!(
-                        "could not allocate a handle for the native {}: the handle table of this environment is full",
-                        Kind::String.name()
-                    ),
-                )
-            })?;
-        state.ledger.allocated += 1;
-        state.ledger.live_bytes += len as u64;
-        let env_id = state.env_id;
-        // Best effort: a failed report must not lose the handle (and so leak the string).
-        let _ = state.adjust_live_bytes(env, len as i64);
-        drop(state);
-        create_double(env, Handle::new(env_id, BACKEND, Kind::String, generation, slot).to_f64())
+        made.map_err(|error| Throw::internal(&format!("creating a JS string failed: {error}")))
     }
-}
 
-// ---------------------------------------------------------------------------------------------
-// free_string / finalize_string
-
-fn release(call: &Call<'_, 1>, how: Release) -> CallResult {
-    let env = call.env;
-    let mut state = borrow_state(call)?;
-    let handle = decode_handle(env, &state, call.args[0], Kind::String)?;
-    let string = match state.strings.remove(handle.slot, handle.generation) {
-        Ok(string) => string,
-        Err(HandleError::Released) => {
-            drop(state);
-            return get_boolean(env, false);
-        }
-        Err(error) => return Err(handle_error(env, call.args[0], error, Kind::String)),
-    };
-    let len = string.len;
-    // The handle ends now; the bytes go now, or with the last view that shares them.
-    let shared = Arc::clone(&state.shared);
-    string.release(env, &shared);
-    match how {
-        Release::Freed => state.ledger.freed += 1,
-        Release::Finalized => state.ledger.finalized += 1,
+    /// The address of the bytes (for `string_info`).
+    pub fn address(&self) -> *const c_char {
+        self.as_ptr()
     }
-    state.ledger.live_bytes -= len as u64;
-    debug_assert_eq!(state.ledger.live(), state.strings.live() as u64);
-    drop(state);
-    get_boolean(env, true)
-}
 
-pub struct FreeString;
-
-impl Export<1> for FreeString {
-    const NAME: &'static CStr = c"free_string";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        release(call, Release::Freed)
-    }
-}
-
-pub struct FinalizeString;
-
-impl Export<1> for FinalizeString {
-    const NAME: &'static CStr = c"finalize_string";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        release(call, Release::Finalized)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// string_text / string_view / string_info
-
-/// Runs `f` on the live string named by the handle argument.
-fn with_live_string<R>(
-    call: &Call<'_, 1>,
-    f: impl FnOnce(&mut NativeString) -> Result<R, Throw>,
-) -> Result<R, Throw> {
-    let mut state = borrow_state(call)?;
-    let handle = decode_handle(call.env, &state, call.args[0], Kind::String)?;
-    let string = state
-        .strings
-        .get_mut(handle.slot, handle.generation)
-        .map_err(|error| handle_error(call.env, call.args[0], error, Kind::String))?;
-    f(string)
-}
-
-pub struct StringText;
-
-impl Export<1> for StringText {
-    const NAME: &'static CStr = c"string_text";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        with_live_string(call, |string| {
-            let mut text = ptr::null_mut();
-            // SAFETY: the bytes are live for the call (the slot holds them); Node-API copies
-            // `len` bytes into a new JS string (invalid UTF-8 written through a view becomes
-            // U+FFFD), so JS keeps nothing pointing at native memory.
-            let status =
-                unsafe { sys::napi_create_string_utf8(env, string.as_ptr(), string.len as isize, &mut text) };
-            check(env, status, "napi_create_string_utf8")?;
-            Ok(text)
-        })
-    }
-}
-
-fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {
-    let mut array = ptr::null_mut();
-    // SAFETY: `buffer` is a live ArrayBuffer of exactly `len` bytes.
-    let status = unsafe {
-        sys::napi_create_typedarray(env, sys::TypedarrayType::uint8_array, len, buffer, 0, &mut array)
-    };
-    check(env, status, "napi_create_typedarray")?;
-    Ok(array)
-}
-
-fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::napi_ref, Throw> {
-    let mut reference = ptr::null_mut();
-    // SAFETY: `value` is a live object; a count of 0 makes the reference weak.
-    let status = unsafe { sys::napi_create_reference(env, value, 0, &mut reference) };
-    check(env, status, "napi_create_reference")?;
-    Ok(reference)
-}
-
-/// A view that is a copy, where the runtime refuses external buffers
-/// (`napi_no_external_buffers_allowed`: Electron, V8 sandbox builds) or this build acts as one
-/// (`copy-views`). JS owns the copy; it shares nothing, so nothing native is freed for it, and
-/// writes to it do not reach the native bytes.
-fn copy_view(env: sys::napi_env, string: &NativeString) -> CallResult {
-    let mut data: *mut c_void = ptr::null_mut();
-    let mut buffer = ptr::null_mut();
-    // SAFETY: `data`/`buffer` are locals; creating an ArrayBuffer runs no JS.
-    let status = unsafe { sys::napi_create_arraybuffer(env, string.len, &mut data, &mut buffer) };
-    check(env, status, "napi_create_arraybuffer")?;
-    if string.len > 0 {
-        // SAFETY: the slot's bytes are live for `len` bytes, and `data` is the new buffer's
-        // `len` writable bytes; they cannot overlap.
-        unsafe { ptr::copy_nonoverlapping(string.as_ptr().cast::<u8>(), data.cast::<u8>(), string.len) };
-    }
-    create_uint8array(env, buffer, string.len)
-}
-
-pub struct StringView;
-
-impl Export<1> for StringView {
-    const NAME: &'static CStr = c"string_view";
-
-    /// A Uint8Array over the native bytes, zero-copy. Its ArrayBuffer co-owns the bytes (one share,
-    /// ended by `view_finalized`), so they outlive `free_string` for as long as JS, or native code JS
-    /// handed the view to, can reach them. The same Uint8Array is returned while it is alive.
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let env = call.env;
-        let mut state = borrow_state(call)?;
-        let handle = decode_handle(env, &state, call.args[0], Kind::String)?;
-        let ledger = Arc::clone(&state.shared);
-        let state = &mut *state;
-        let string = state
-            .strings
-            .get_mut(handle.slot, handle.generation)
-            .map_err(|error| handle_error(env, call.args[0], error, Kind::String))?;
+    /// `string_view`: a Uint8Array over the native bytes, zero-copy. Its ArrayBuffer co-owns the bytes (one share,
+    /// ended by `view_finalized`), so they outlive `free_string` for as long as JS, or native code JS handed the view
+    /// to, can reach them. The same Uint8Array is returned while it is alive. A copy (counted in `view_copies`)
+    /// where external buffers are refused, or in a `copy-views` build.
+    pub fn view(
+        &mut self,
+        env: sys::napi_env,
+        ledger: &Arc<SharedLedger>,
+        view_copies: &mut u64,
+    ) -> CallResult {
         if cfg!(feature = "copy-views") {
-            state.ledger.view_copies += 1;
-            return copy_view(env, string);
+            *view_copies += 1;
+            return copy_view(env, self);
         }
-        let len = string.len;
+        let len = self.len;
         // Reuse the view while it lives; else a new Uint8Array over a still-living buffer (which
         // already holds its share).
-        if let Some(view) = &mut string.view {
+        if let Some(view) = &mut self.view {
             if let Some(array) = reference_value(env, view.array) {
                 return Ok(array);
             }
@@ -556,10 +192,10 @@ impl Export<1> for StringView {
             }
         }
         // No view yet, or JS let go of buffer and array: lend the bytes again, with a share.
-        if let Some(old) = string.view.take() {
+        if let Some(old) = self.view.take() {
             delete_view_refs(env, old);
         }
-        let pointer = match &mut string.bytes {
+        let pointer = match &mut self.bytes {
             Bytes::Shared(pointer) => *pointer,
             owned @ Bytes::Owned(_) => {
                 // The first view: ownership moves from the slot into a SharedBytes, of which the slot
@@ -571,7 +207,7 @@ impl Export<1> for StringView {
                     bytes,
                     shares: AtomicU32::new(SLOT_SHARE),
                     freed_early: AtomicBool::new(false),
-                    ledger: Arc::clone(&ledger),
+                    ledger: Arc::clone(ledger),
                 });
                 let pointer = NonNull::from(Box::leak(shared));
                 *owned = Bytes::Shared(pointer);
@@ -580,70 +216,200 @@ impl Export<1> for StringView {
         };
         // SAFETY: the slot's share keeps the SharedBytes alive for this call.
         let shared = unsafe { pointer.as_ref() };
-        let mut buffer = ptr::null_mut();
-        // SAFETY: the bytes stay allocated while any share is held; this buffer's share is taken
-        // below and ended by `view_finalized` with `pointer` as its hint.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                env,
-                shared.bytes.as_ptr().cast(),
-                len,
-                Some(view_finalized),
-                pointer.as_ptr().cast(),
-                &mut buffer,
-            )
-        };
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            state.ledger.view_copies += 1;
-            return copy_view(env, string);
-        }
-        check(env, status, "napi_create_external_arraybuffer")?;
-        // The buffer holds its share from here. While any buffer lives, V8 counts the bytes itself
-        // (an external backing store), so we stop reporting them: reported once, by one of us.
+        // This buffer's share, taken before the buffer exists: where the runtime refuses external buffers, napi-rs
+        // copies the bytes and runs the finalize closure at once, which ends it again. While any buffer lives, V8
+        // counts the bytes itself (an external backing store), so we stop reporting them: reported once, by one
+        // of us (the finalizer of the last buffer reports them again while the handle is live).
         if shared.shares.fetch_add(1, Ordering::AcqRel) == SLOT_SHARE {
             let _ = ledger.adjust_live_bytes(env, -(len as i64));
         }
-        let array = create_uint8array(env, buffer, len)?;
+        let data = shared.bytes.as_mut_ptr();
+        // SAFETY: the bytes stay allocated while any share is held, and this buffer's share is ended only by its
+        // finalize closure (`view_released`), which the runtime runs once, on whatever thread it finalizes the
+        // buffer (Deno: a V8 background thread). The closure ignores its `Env` and touches only atomics and the
+        // core's free. napi-rs's `raw_finalize_with_custom_callback` makes no Node-API call around it. If
+        // creating the buffer fails outright (not the copy fallback), napi-rs keeps the closure and this share
+        // is never ended: the bytes then wait for teardown's bookkeeping, which only happens as the env dies.
+        let created = unsafe {
+            Uint8ArraySlice::from_external(
+                &Env::from_raw(env),
+                data,
+                len,
+                ViewShare(pointer),
+                |_env: Env, share: ViewShare| view_released(share.0),
+            )
+        };
+        let array = created.map_err(|error| Throw::internal(&format!("creating a view failed: {error}")))?;
+        if len > 0 && array.as_ptr() != data.cast_const() {
+            // The runtime refused external buffers (napi_no_external_buffers_allowed: Electron, V8 sandbox
+            // builds): napi-rs made a copy and the share already ended. JS owns the copy; nothing is kept for it.
+            *view_copies += 1;
+            return Ok(array.raw());
+        }
+        let array = array.raw();
+        let buffer = array_buffer_of(env, array)?;
         let buffer_ref = weak_reference(env, buffer)?;
         let array_ref = weak_reference(env, array).inspect_err(|_| {
             // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
             let _ = unsafe { sys::napi_delete_reference(env, buffer_ref) };
         })?;
-        string.view = Some(View { buffer: buffer_ref, array: array_ref });
+        self.view = Some(View { buffer: buffer_ref, array: array_ref });
         Ok(array)
     }
 }
 
-pub struct StringInfo;
-
-impl Export<1> for StringInfo {
-    const NAME: &'static CStr = c"string_info";
-
-    fn call(call: &Call<'_, 1>) -> CallResult {
-        let (address, len) =
-            with_live_string(call, |string| Ok((string.as_ptr() as usize as u64, string.len)))?;
-        let env = call.env;
-        let address = create_bigint_u64(env, address)?;
-        let byte_length = create_double(env, len as f64)?;
-        create_object(env, &[(c"address", address), (c"byteLength", byte_length)])
+/// Gives shared bytes back to the core once their last owner let go, and un-counts them (the slot's
+/// release counted them as view-held). Runs on whichever thread ended the last share.
+///
+/// # Safety
+/// `pointer` came from `Box::into_raw` in `string_view` and its shares reached 0, so nothing else
+/// can reach it.
+pub(crate) unsafe fn free_shared(pointer: NonNull<SharedBytes>) {
+    // SAFETY: see the function's contract: we are the only owner now.
+    let shared = unsafe { Box::from_raw(pointer.as_ptr()) };
+    let SharedBytes { bytes, freed_early, ledger, .. } = *shared;
+    ledger.view_held.fetch_sub(1, Ordering::Relaxed);
+    ledger.view_held_bytes.fetch_sub(bytes.len() as u64, Ordering::Relaxed);
+    if freed_early.load(Ordering::Relaxed) {
+        std::mem::forget(bytes); // seeded bug: already freed
     }
+    // Else `bytes` drops here: freed by the core (its Drop repairs the terminator, then `free_string`).
+}
+
+/// A buffer's share of a [`SharedBytes`], handed to napi-rs as the finalize hint of the buffer's
+/// external memory and ended by [`view_released`].
+pub(crate) struct ViewShare(NonNull<SharedBytes>);
+
+/// Finalize closure of an external buffer lent by `string_view`: that buffer's share ends. Node runs
+/// it on the JS thread, deferred after GC or at environment teardown; Deno 2.9 may run it on a V8
+/// background thread (from the backing store's deleter), so it touches only atomics and the core's
+/// free, and never its `Env`: no Node-API call, no state.
+fn view_released(pointer: NonNull<SharedBytes>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: this buffer's share keeps the SharedBytes alive until it is ended below.
+        let shared = unsafe { pointer.as_ref() };
+        if !shared.ledger.on_js_thread() {
+            shared.ledger.view_finalized_off_thread.fetch_add(1, Ordering::Relaxed);
+        }
+        let len = shared.bytes.len() as i64;
+        let ledger = Arc::clone(&shared.ledger);
+        match shared.shares.fetch_sub(1, Ordering::AcqRel) - 1 {
+            // SAFETY: the slot's share ended earlier and this was the last buffer's.
+            0 => unsafe { free_shared(pointer) },
+            // The handle is live and no buffer is left, so V8 no longer counts these bytes: we report
+            // them again, on the JS thread's next batch.
+            SLOT_SHARE => ledger.defer_live_bytes(len),
+            _ => {}
+        }
+    }));
+}
+
+/// The ArrayBuffer under a Uint8Array of this call.
+fn array_buffer_of(env: sys::napi_env, array: sys::napi_value) -> Result<sys::napi_value, Throw> {
+    let (mut kind, mut len, mut data, mut buffer, mut offset) =
+        (sys::TypedarrayType::uint8_array, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+    // SAFETY: `array` is a Uint8Array just made in this call's scope; out-params are locals.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(env, array, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
+    };
+    check(env, status, "napi_get_typedarray_info")?;
+    Ok(buffer)
+}
+
+pub(crate) fn delete_view_refs(env: sys::napi_env, view: View) {
+    for reference in [view.array, view.buffer] {
+        // SAFETY: both references were created by `string_view` for this env and are deleted only
+        // here, once, when their string leaves the table.
+        let _ = unsafe { sys::napi_delete_reference(env, reference) };
+    }
+}
+
+/// The value behind a weak reference, or `None` once it has been collected.
+pub(crate) fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `reference` is a live reference of this env (deleted only with its slot).
+    let status = unsafe { sys::napi_get_reference_value(env, reference, &mut value) };
+    (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
+}
+
+// ---------------------------------------------------------------------------------------------
+// print_and_return
+
+pub(crate) fn alloc_failed(len: usize) -> Throw {
+    Throw::range_error(
+        ERR_NATIVE_ALLOC,
+        format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
+    )
+}
+
+pub(crate) fn trace_input(ptr: *const u8, len: usize, how: &str) {
+    if core::trace_enabled() {
+        core::trace_line(format_args!("JS input address: {ptr:p} ({len} B, {how})"));
+    }
+}
+
+/// Hands `len` bytes at `data` (borrowed for the call) to the core, which returns its own copy.
+/// The core reads the bytes once (one copy) and validates that copy, so even a Uint8Array on a
+/// SharedArrayBuffer another thread writes gets a consistent verdict.
+pub(crate) fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Throw> {
+    let bytes: &[u8] = if len == 0 || data.is_null() {
+        // An empty Uint8Array may have a NULL data pointer; the core reads nothing for len 0.
+        &[]
+    } else {
+        // SAFETY: the callers pass Node-API's pointer to `len` bytes of an argument (a JS string's UTF-8 copy
+        // on our stack or heap, or a Uint8Array's data), valid for this call; the core reads it with one memcpy.
+        unsafe { std::slice::from_raw_parts(data, len) }
+    };
+    // Ownership moves from the core to the CoreString: freed by the core when it drops.
+    CoreString::copy(bytes).map_err(|error| match error {
+        CopyError::InteriorNul { offset } => Throw::range_error(
+            ERR_INTERIOR_NUL,
+            format!(
+                "input contains a NUL byte at offset {offset}; a NUL-terminated C string cannot carry it"
+            ),
+        ),
+        CopyError::InvalidUtf8 { offset } => Throw::range_error(
+            ERR_INVALID_UTF8,
+            format!("input is not valid UTF-8 (first bad byte at offset {offset})"),
+        ),
+        CopyError::AllocFailed => alloc_failed(len),
+    })
+}
+
+pub(crate) fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {
+    let mut array = ptr::null_mut();
+    // SAFETY: `buffer` is a live ArrayBuffer of exactly `len` bytes.
+    let status = unsafe {
+        sys::napi_create_typedarray(env, sys::TypedarrayType::uint8_array, len, buffer, 0, &mut array)
+    };
+    check(env, status, "napi_create_typedarray")?;
+    Ok(array)
+}
+
+pub(crate) fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::napi_ref, Throw> {
+    let mut reference = ptr::null_mut();
+    // SAFETY: `value` is a live object; a count of 0 makes the reference weak.
+    let status = unsafe { sys::napi_create_reference(env, value, 0, &mut reference) };
+    check(env, status, "napi_create_reference")?;
+    Ok(reference)
+}
+
+/// A view that is a copy, where the runtime refuses external buffers
+/// (`napi_no_external_buffers_allowed`: Electron, V8 sandbox builds) or this build acts as one
+/// (`copy-views`). JS owns the copy; it shares nothing, so nothing native is freed for it, and
+/// writes to it do not reach the native bytes.
+pub(crate) fn copy_view(env: sys::napi_env, string: &NativeString) -> CallResult {
+    // SAFETY: the slot holds the bytes (`len` of them) for this call; the copy is made before any JS runs.
+    let bytes = unsafe { std::slice::from_raw_parts(string.as_ptr().cast::<u8>(), string.len) };
+    // JS owns the copy (napi-rs's engine-owned ArrayBuffer): nothing native is kept for it.
+    let copy = Uint8ArraySlice::copy_from(&Env::from_raw(env), bytes)
+        .map_err(|error| Throw::internal(&format!("copying a view failed: {error}")))?;
+    Ok(copy.raw())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn core_string_round_trip_and_terminator_repair() {
-        let text = "héllo".as_bytes();
-        let mut copy = copy_in_core(text.as_ptr(), text.len()).ok().unwrap();
-        assert_eq!(copy.len, 6);
-        // SAFETY: test-only write inside the allocation, as JS could through a view.
-        unsafe { copy.as_ptr().add(2).write(0) };
-        copy.restore_terminator();
-        // SAFETY: live NUL-terminated allocation.
-        assert_eq!(unsafe { CStr::from_ptr(copy.as_ptr()) }.count_bytes(), 6);
-    }
 
     #[test]
     fn core_errors_map_to_contract_codes() {
@@ -654,13 +420,13 @@ mod tests {
         assert_eq!(
             code(b"ab\0"),
             (
-                "ERR_INTERIOR_NUL",
+                ERR_INTERIOR_NUL,
                 "input contains a NUL byte at offset 2; a NUL-terminated C string cannot carry it".into()
             )
         );
         assert_eq!(
             code(b"a\xff"),
-            ("ERR_INVALID_UTF8", "input is not valid UTF-8 (first bad byte at offset 1)".into())
+            (ERR_INVALID_UTF8, "input is not valid UTF-8 (first bad byte at offset 1)".into())
         );
         assert!(copy_in_core(ptr::null(), 0).is_ok(), "an empty Uint8Array may have no data pointer");
     }

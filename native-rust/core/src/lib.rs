@@ -219,6 +219,104 @@ pub unsafe extern "C" fn free_string(s: *mut c_char) {
     });
 }
 
+// ---------------------------------------------------------------------------------------------------------------------
+// The safe Rust API: what the addon calls. The C ABI above stays for the C++ seed program and cbindgen's header;
+// this wraps it, so a Rust caller needs no `unsafe` to copy a string and can never free one twice.
+
+/// Why [`CoreString::copy`] made no copy (the C ABI's `status`, with its `offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyError {
+    /// The input holds a 0 byte at this offset: a NUL-terminated C string cannot carry it.
+    InteriorNul { offset: usize },
+    /// The input is not valid UTF-8; the longest valid prefix is `offset` bytes.
+    InvalidUtf8 { offset: usize },
+    /// The allocator refused `len + 1` bytes.
+    AllocFailed,
+}
+
+/// A string copy owned by the core: made by [`CoreString::copy`] (the C ABI's `print_and_return_len`) and given
+/// back to the C ABI's `free_string` exactly once, when it drops (seed 003's `CString::into_raw` /
+/// `CString::from_raw`, as a Rust owner).
+///
+/// The bytes may be lent to JS (an external ArrayBuffer) through [`as_mut_ptr`](Self::as_mut_ptr), and JS may
+/// write a 0 byte through such a view; Drop repairs the terminator before freeing, so `CString::from_raw`
+/// (which re-measures with `strlen`) always rebuilds the allocation it made.
+#[derive(Debug)]
+pub struct CoreString {
+    ptr: std::ptr::NonNull<c_char>,
+    /// Bytes without the NUL.
+    len: usize,
+}
+
+// SAFETY: a CoreString uniquely owns a heap allocation of this crate's allocator; nothing about it is tied to a
+// thread, and `free_string` may run on any thread (a view's finalizer may drop it off the JS thread).
+unsafe impl Send for CoreString {}
+// SAFETY: `&CoreString` only hands out the address and the length; writing needs `&mut` or a raw pointer whose
+// user (JS through a view) the owner accounts for.
+unsafe impl Sync for CoreString {}
+
+impl CoreString {
+    /// Copies `bytes` (borrowed for the call) into a new NUL-terminated string of the core, after checking **the
+    /// copy**: no 0 byte, then valid UTF-8, in the contract's order. `bytes` is read exactly once (one `memcpy`),
+    /// so a caller whose bytes another thread may write (a Uint8Array over a SharedArrayBuffer) gets a consistent
+    /// copy and the verdict on that copy.
+    pub fn copy(bytes: &[u8]) -> Result<Self, CopyError> {
+        let mut status = NAPI_OWNERSHIP_STATUS_OK;
+        let mut offset = 0usize;
+        // SAFETY: `bytes` is valid for `bytes.len()` reads for the call (its pointer is non-NULL, dangling for an
+        // empty slice, which the C ABI reads nothing through); `status`/`offset` are locals.
+        let copy = unsafe { print_and_return_len(bytes.as_ptr(), bytes.len(), &mut status, &mut offset) };
+        match (std::ptr::NonNull::new(copy), status) {
+            // Ownership moves from the C ABI to this value: freed by `free_string` when it drops.
+            (Some(ptr), NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString { ptr, len: bytes.len() }),
+            (_, NAPI_OWNERSHIP_STATUS_INTERIOR_NUL) => Err(CopyError::InteriorNul { offset }),
+            (_, NAPI_OWNERSHIP_STATUS_INVALID_UTF8) => Err(CopyError::InvalidUtf8 { offset }),
+            // ALLOC_FAILED, and NULL_INPUT, which a slice never is.
+            _ => Err(CopyError::AllocFailed),
+        }
+    }
+
+    /// Bytes without the NUL.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The address of the first byte (NUL-terminated; the string's identity in the address trace).
+    pub fn as_ptr(&self) -> *const c_char {
+        self.ptr.as_ptr()
+    }
+
+    /// The address to lend the `len()` bytes to a writer (JS, through an external ArrayBuffer). The allocation
+    /// stays valid until this value drops; whoever lends it must keep this value alive while the borrower can
+    /// reach the bytes.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// Makes the NUL at `len` the first 0 byte again, whatever a borrower wrote.
+    fn restore_terminator(&mut self) {
+        // SAFETY: `ptr` is our live allocation of `len + 1` bytes; `&mut self` means no view is lent any more (the
+        // owner drops us only after the last one let go), so nothing else aliases it.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), self.len) };
+        if bytes.contains(&0) {
+            bytes.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
+        }
+    }
+}
+
+impl Drop for CoreString {
+    fn drop(&mut self) {
+        self.restore_terminator();
+        // SAFETY: `ptr` came from `print_and_return_len` and this is its only owner, so it is freed exactly once,
+        // with its terminator the first 0 byte (restored above).
+        unsafe { free_string(self.ptr.as_ptr()) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +448,18 @@ mod tests {
         assert!(try_alloc_with_nul(isize::MAX as usize).is_none(), "beyond isize::MAX");
         assert!(try_alloc_with_nul(usize::MAX / 2 - 1).is_none());
         assert!(try_alloc_with_nul(16).is_some_and(|b| b.capacity() == 17));
+    }
+
+    #[test]
+    fn core_string_is_the_safe_owner() {
+        let copy = CoreString::copy("héllo".as_bytes()).unwrap();
+        assert_eq!(copy.len(), 6);
+        // SAFETY: test-only write inside the allocation, as JS could through a view.
+        unsafe { copy.as_mut_ptr().add(2).write(0) };
+        drop(copy); // the terminator is repaired before free_string (valgrind/miri would see a bad free otherwise)
+        assert_eq!(CoreString::copy(b"ab\0").unwrap_err(), CopyError::InteriorNul { offset: 2 });
+        assert_eq!(CoreString::copy(b"a\xff").unwrap_err(), CopyError::InvalidUtf8 { offset: 1 });
+        assert_eq!(CoreString::copy(b"\xff\0").unwrap_err(), CopyError::InteriorNul { offset: 1 });
+        assert!(CoreString::copy(b"").unwrap().is_empty());
     }
 }

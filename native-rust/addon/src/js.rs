@@ -1,23 +1,13 @@
-//! The thin layer between Node-API callbacks and our exports: argument fetching, errors with a
-//! `code`, and panics turned into JS errors.
-//!
-//! Why not `#[napi] fn`: napi-derive 3.7's generated wrapper for a function with arguments opens a
-//! native-borrow scope per call (an `Arc<Mutex<..>>` allocation plus thread-local bookkeeping).
-//! Measured on this machine that is ~110 ns for a one-argument call against ~18 ns for a plain
-//! Node-API callback, which alone would blow the contract's budget for the raw round trip
-//! (print_and_return + free_string <= 15x a no-op call). So every export here is a plain
-//! `napi_callback` defined on `exports` by the module init (`napi_define_properties`, with the
-//! environment's state as callback data), and this file gives them the guarantees the macro would:
-//! no panic crosses the boundary, every error is thrown once, with the contract's class, code and
-//! message.
+//! Node-API helpers every other module uses: the error an export throws ([`Throw`], with the contract's class, a
+//! *defined* `code` and message), status checks, value constructors, result objects with defined properties, and
+//! what callbacks threw gathered into one error. No per-environment state.
 
-use std::ffi::{CStr, c_void};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ffi::CStr;
 use std::ptr;
 
 use napi::sys;
 
-use crate::state::EnvCell;
+use crate::error_codes::*;
 
 /// The JS error class of a thrown error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +25,6 @@ pub enum Throw {
     /// A JS exception is already pending (a Node-API call failed because of it): let it propagate.
     Pending,
 }
-
-/// Code for failures the contract does not list (a Node-API call failing unexpectedly, a panic):
-/// they should never happen, but if they do they still carry a stable code.
-pub const ERR_NATIVE_INTERNAL: &str = "ERR_NATIVE_INTERNAL";
 
 impl From<Throw> for napi::Error {
     /// For the module init, which reports through napi-rs.
@@ -71,7 +57,7 @@ impl Throw {
     /// (`napi_define_properties`). Not napi-rs's `throw_*_error(msg, Some(code))`, nor a code given to
     /// `napi_create_*_error`: both assign `code` with [[Set]], so a setter named `code` on
     /// `Object.prototype` or `Error.prototype` would run JS here (and could swallow the code).
-    fn throw_into(self, env: sys::napi_env) {
+    pub(crate) fn throw_into(self, env: sys::napi_env) {
         let Throw::New { class, code, message } = self else { return };
         let _ = (|| -> Option<()> {
             let ok = |status: sys::napi_status| (status == sys::Status::napi_ok).then_some(());
@@ -79,12 +65,26 @@ impl Throw {
             // SAFETY: `env` is the live environment of the failing call; the out-params are locals and
             // `message`/`code` are valid for their lengths.
             unsafe {
-                ok(sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text))?;
-                ok(sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut code_value))?;
+                ok(sys::napi_create_string_utf8(
+                    env,
+                    message.as_ptr().cast(),
+                    message.len() as isize,
+                    &mut text,
+                ))?;
+                ok(sys::napi_create_string_utf8(
+                    env,
+                    code.as_ptr().cast(),
+                    code.len() as isize,
+                    &mut code_value,
+                ))?;
                 ok(match class {
                     ErrorClass::Error => sys::napi_create_error(env, ptr::null_mut(), text, &mut error),
-                    ErrorClass::TypeError => sys::napi_create_type_error(env, ptr::null_mut(), text, &mut error),
-                    ErrorClass::RangeError => sys::napi_create_range_error(env, ptr::null_mut(), text, &mut error),
+                    ErrorClass::TypeError => {
+                        sys::napi_create_type_error(env, ptr::null_mut(), text, &mut error)
+                    }
+                    ErrorClass::RangeError => {
+                        sys::napi_create_range_error(env, ptr::null_mut(), text, &mut error)
+                    }
                 })?;
             }
             let property = sys::napi_property_descriptor {
@@ -121,7 +121,7 @@ pub fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> Result
 /// The slow half of [`check`], kept out of line so the hot paths stay small.
 #[cold]
 #[inline(never)]
-fn failed(env: sys::napi_env, status: sys::napi_status, what: &str) -> Throw {
+pub(crate) fn failed(env: sys::napi_env, status: sys::napi_status, what: &str) -> Throw {
     let mut pending = false;
     // SAFETY: `env` is the live environment of the current callback; `pending` is a local.
     let asked = unsafe { sys::napi_is_exception_pending(env, &mut pending) };
@@ -130,67 +130,6 @@ fn failed(env: sys::napi_env, status: sys::napi_status, what: &str) -> Throw {
     } else {
         Throw::internal(&format!("{what} failed with Node-API status {status}"))
     }
-}
-
-/// One call of an export: the environment, its per-environment state and up to `N` arguments
-/// (missing ones read as `undefined`).
-pub struct Call<'a, const N: usize> {
-    pub env: sys::napi_env,
-    pub state: &'a EnvCell,
-    pub args: [sys::napi_value; N],
-}
-
-/// An export of the raw contract with `N` parameters.
-pub trait Export<const N: usize> {
-    /// The JS name, exactly as the contract spells it.
-    const NAME: &'static CStr;
-    fn call(call: &Call<'_, N>) -> CallResult;
-}
-
-/// The `napi_callback` registered for export `E`. `data` is the environment's `EnvCell`, given to
-/// `napi_define_properties` by the module init (so no `napi_get_instance_data` per call).
-///
-/// # Safety
-/// Only Node calls this, on the environment's JS thread, with the `info` of a call to a function
-/// defined by [`crate::init`] (whose data pointer is that environment's live `EnvCell`).
-pub unsafe extern "C" fn trampoline<const N: usize, E: Export<N>>(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut argc = N;
-        let mut args = [ptr::null_mut(); N];
-        let mut data: *mut c_void = ptr::null_mut();
-        // SAFETY: `env`/`info` come from Node for this call; `args` has room for `argc` values and
-        // Node fills missing arguments with `undefined`.
-        let status = unsafe {
-            sys::napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), &mut data)
-        };
-        check(env, status, "napi_get_cb_info")?;
-        if data.is_null() {
-            return Err(Throw::internal("function called without its environment state"));
-        }
-        // SAFETY: `data` is the `EnvCell` the module init created for this environment and gave to
-        // `napi_define_properties`; instance data owns it until the environment is torn down, after
-        // which no JS (so no call of this function) runs. We only borrow it for this call.
-        let state = unsafe { &*data.cast::<EnvCell>() };
-        E::call(&Call { env, state, args })
-    }));
-    let thrown = match outcome {
-        Ok(Ok(value)) => return value,
-        Ok(Err(thrown)) => thrown,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
-            Throw::internal(&format!("{} panicked: {what}", E::NAME.to_string_lossy()))
-        }
-    };
-    // Throwing allocates and formats; keep even that from unwinding into Node.
-    let _ = catch_unwind(AssertUnwindSafe(|| thrown.throw_into(env)));
-    ptr::null_mut()
 }
 
 /// `typeof value` as the contract's messages spell it (`null` for null).
@@ -216,10 +155,9 @@ pub fn type_name(env: sys::napi_env, value: sys::napi_value) -> Result<&'static 
 /// `Expected <what> for <name> but received <typeof>` (sharp's wording, the contract's form).
 pub fn invalid_arg_type(env: sys::napi_env, what: &str, name: &str, value: sys::napi_value) -> Throw {
     match type_name(env, value) {
-        Ok(got) => Throw::type_error(
-            "ERR_INVALID_ARG_TYPE",
-            format!("Expected {what} for {name} but received {got}"),
-        ),
+        Ok(got) => {
+            Throw::type_error(ERR_INVALID_ARG_TYPE, format!("Expected {what} for {name} but received {got}"))
+        }
         Err(thrown) => thrown,
     }
 }
@@ -298,4 +236,161 @@ pub fn create_object(env: sys::napi_env, properties: &[(&CStr, sys::napi_value)]
     let status = unsafe { sys::napi_define_properties(env, object, count, descriptors.as_ptr()) };
     check(env, status, "napi_define_properties")?;
     Ok(object)
+}
+
+/// An own data property, defined (`napi_define_properties`), never assigned: a setter of the same name on a prototype
+/// (`Object.prototype.code`, `Array.prototype[0]`) neither runs nor swallows the value.
+pub(crate) fn data_property(
+    name: sys::napi_value,
+    value: sys::napi_value,
+    attributes: sys::napi_property_attributes,
+) -> sys::napi_property_descriptor {
+    sys::napi_property_descriptor {
+        utf8name: ptr::null(),
+        name,
+        method: None,
+        getter: None,
+        setter: None,
+        value,
+        attributes,
+        data: ptr::null_mut(),
+    }
+}
+
+pub(crate) fn create_string(env: sys::napi_env, text: &str) -> Result<sys::napi_value, Throw> {
+    let mut value = ptr::null_mut();
+    // SAFETY: `text` outlives the call that copies it; `value` is a local.
+    let status =
+        unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut value) };
+    check(env, status, "napi_create_string_utf8")?;
+    Ok(value)
+}
+
+pub(crate) fn define(
+    env: sys::napi_env,
+    object: sys::napi_value,
+    properties: &[sys::napi_property_descriptor],
+) -> Result<(), Throw> {
+    if properties.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: `object` and every descriptor's name and value are values of the current scope.
+    let status = unsafe { sys::napi_define_properties(env, object, properties.len(), properties.as_ptr()) };
+    check(env, status, "napi_define_properties")
+}
+
+/// What callbacks threw while delivering to `dest`, as one value: the thrown value itself if exactly one threw,
+/// else an `AggregateError` with code `ERR_CALLBACKS_THREW` and message `<count> callbacks threw while delivering to
+/// "<dest>"`, whose `errors` are the recorded values in delivery order (`count` may exceed them: values that could
+/// not be recorded are still counted).
+///
+/// `errors` and `dest` are read before the first call that can run JS (the `AggregateError` lookup and
+/// construction); the list's elements, `code` and `errors` are defined, so no setter runs, and `errors` is the list
+/// even if a patched Array iterator made the constructor's own copy come out different.
+pub fn collected_error(
+    env: sys::napi_env,
+    errors: &[sys::napi_value],
+    count: usize,
+    dest: &str,
+    unwrap_single: bool,
+) -> Result<sys::napi_value, Throw> {
+    if unwrap_single && count == 1 && errors.len() == 1 {
+        return Ok(errors[0]);
+    }
+    let all = sys::PropertyAttributes::writable
+        | sys::PropertyAttributes::enumerable
+        | sys::PropertyAttributes::configurable;
+    // 1. No JS runs in this part.
+    let mut array = ptr::null_mut();
+    // SAFETY: `array` is a local.
+    check(env, unsafe { sys::napi_create_array_with_length(env, 0, &mut array) }, "napi_create_array")?;
+    let mut elements = Vec::new();
+    if elements.try_reserve_exact(errors.len()).is_err() {
+        return Err(Throw::range_error(
+            ERR_NATIVE_ALLOC,
+            "could not allocate the list of thrown values".to_owned(),
+        ));
+    }
+    for (index, error) in errors.iter().enumerate() {
+        elements.push(data_property(create_string(env, &index.to_string())?, *error, all));
+    }
+    define(env, array, &elements)?;
+    let message = create_string(env, &format!("{count} callbacks threw while delivering to \"{dest}\""))?;
+    let code = create_string(env, ERR_CALLBACKS_THREW)?;
+    let (code_name, errors_name) = (create_string(env, "code")?, create_string(env, "errors")?);
+
+    // 2. JS may run from here (a getter, a patched constructor or iterator), and may call any export: nothing below
+    // reads `errors` or `dest`.
+    let mut global = ptr::null_mut();
+    let mut constructor = ptr::null_mut();
+    let mut aggregate = ptr::null_mut();
+    // SAFETY: plain Node-API calls on this environment with locals as out-parameters.
+    unsafe {
+        check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
+        check(
+            env,
+            sys::napi_get_named_property(env, global, c"AggregateError".as_ptr(), &mut constructor),
+            "napi_get_named_property",
+        )?;
+        let args = [array, message];
+        check(
+            env,
+            sys::napi_new_instance(env, constructor, 2, args.as_ptr(), &mut aggregate),
+            "napi_new_instance",
+        )?;
+    }
+    // 3. Defined, as AggregateError's own `errors` is (not enumerable) and as Node's own errors carry `code`.
+    let not_enumerable = sys::PropertyAttributes::writable | sys::PropertyAttributes::configurable;
+    define(
+        env,
+        aggregate,
+        &[data_property(code_name, code, all), data_property(errors_name, array, not_enumerable)],
+    )?;
+    Ok(aggregate)
+}
+
+/// The pending exception, cleared; `None` if there is none.
+pub(crate) fn take_exception(env: sys::napi_env) -> Option<sys::napi_value> {
+    let mut pending = false;
+    let mut error = ptr::null_mut();
+    // SAFETY: plain queries of this environment with locals as out-parameters.
+    unsafe {
+        if sys::napi_is_exception_pending(env, &mut pending) != sys::Status::napi_ok || !pending {
+            return None;
+        }
+        (sys::napi_get_and_clear_last_exception(env, &mut error) == sys::Status::napi_ok).then_some(error)
+    }
+}
+
+/// `process.emitWarning(error)`.
+pub(crate) fn emit_warning(env: sys::napi_env, error: sys::napi_value) {
+    let (mut global, mut process, mut emit, mut result) =
+        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: plain Node-API calls on this environment with locals as out-parameters; a failure leaves at most a
+    // pending exception, which call_js clears.
+    unsafe {
+        if sys::napi_get_global(env, &mut global) != sys::Status::napi_ok
+            || sys::napi_get_named_property(env, global, c"process".as_ptr(), &mut process)
+                != sys::Status::napi_ok
+            || sys::napi_get_named_property(env, process, c"emitWarning".as_ptr(), &mut emit)
+                != sys::Status::napi_ok
+        {
+            return;
+        }
+        let _ = sys::napi_call_function(env, process, emit, 1, &error, &mut result);
+        // Whatever emitWarning threw must not stay pending: settling `done` after it would fail, and Node would report
+        // the leftover exception as a second warning.
+        let mut pending = false;
+        if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
+            let mut ignored = ptr::null_mut();
+            let _ = sys::napi_get_and_clear_last_exception(env, &mut ignored);
+        }
+    }
+}
+
+/// `value instanceof Error`, as Node-API sees it.
+pub(crate) fn is_error(env: sys::napi_env, value: sys::napi_value) -> bool {
+    let mut result = false;
+    // SAFETY: a plain Node-API query on a value of this environment's current scope.
+    unsafe { sys::napi_is_error(env, value, &mut result) == sys::Status::napi_ok && result }
 }
