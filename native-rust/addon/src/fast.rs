@@ -39,7 +39,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
 use napi::sys;
-use napi_ownership_core::CoreString;
+use napi_ownership_core::{CoreString, FillError};
 
 use crate::args::{STACK_BUFFER_LEN, STACK_STRING_MAX, decode_handle};
 use crate::bind::panic_message;
@@ -48,7 +48,7 @@ use crate::handles::Kind;
 use crate::js::{CallResult, Throw, check, create_double, get_boolean, invalid_arg_type};
 use crate::ledger::Release;
 use crate::state::{EnvCell, EnvState};
-use crate::strings::{alloc_failed, copy_in_core, trace_input};
+use crate::strings::{copy_error, copy_in_core, trace_input};
 
 /// `noop()`: nothing, the benchmark floor. It goes through the same trampoline as the other fast exports, so
 /// it measures the fixed cost of a raw call into this addon.
@@ -90,20 +90,25 @@ pub(crate) fn copy_js_string(
     // SAFETY: a NULL buffer asks only for the UTF-8 length.
     let status = unsafe { sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len) };
     check(env, status, "napi_get_value_string_utf8")?;
-    let mut heap: Vec<u8> = Vec::new();
-    if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
-        return Err(alloc_failed(len));
+    // Converted straight into the core's memory (no staging buffer, no second copy of a long string); the core
+    // checks what was written and owns it from here (freed by the core when the CoreString drops).
+    let filled = CoreString::fill(len, |room| {
+        let mut written = 0usize;
+        // SAFETY: `room` is `len + 1` writable bytes (string and NUL); no JS runs between the two calls, so the
+        // string is the one just measured.
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(env, value, room.as_mut_ptr().cast(), room.len(), &mut written)
+        };
+        check(env, status, "napi_get_value_string_utf8").map(|()| written)
+    });
+    match filled {
+        Ok(string) => {
+            trace_input(string.as_ptr().cast(), string.len(), "UTF-8 written straight into the core's copy");
+            Ok(Some(string))
+        }
+        Err(FillError::Fill(thrown)) => Err(thrown),
+        Err(FillError::Copy(error)) => Err(copy_error(error, len)),
     }
-    // SAFETY: `heap` has capacity for `len + 1` bytes (string and NUL).
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(env, value, heap.as_mut_ptr().cast(), len + 1, &mut written)
-    };
-    check(env, status, "napi_get_value_string_utf8")?;
-    // SAFETY: Node-API initialised `written` (== len) bytes.
-    unsafe { heap.set_len(written) };
-    trace_input(heap.as_ptr(), written, "UTF-8 copy of a JS string");
-    // The staging buffer is ours and dropped here; the core made its own copy.
-    copy_in_core(heap.as_ptr(), heap.len()).map(Some)
 }
 
 /// Reads a Uint8Array in place (no copy on the way in). `None` if not a Uint8Array.

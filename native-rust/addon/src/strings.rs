@@ -361,7 +361,12 @@ pub(crate) fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Th
         unsafe { std::slice::from_raw_parts(data, len) }
     };
     // Ownership moves from the core to the CoreString: freed by the core when it drops.
-    CoreString::copy(bytes).map_err(|error| match error {
+    CoreString::copy(bytes).map_err(|error| copy_error(error, len))
+}
+
+/// The contract's error for a copy the core refused.
+pub(crate) fn copy_error(error: CopyError, len: usize) -> Throw {
+    match error {
         CopyError::InteriorNul { offset } => Throw::range_error(
             ERR_INTERIOR_NUL,
             format!(
@@ -373,7 +378,7 @@ pub(crate) fn copy_in_core(data: *const u8, len: usize) -> Result<CoreString, Th
             format!("input is not valid UTF-8 (first bad byte at offset {offset})"),
         ),
         CopyError::AllocFailed => alloc_failed(len),
-    })
+    }
 }
 
 pub(crate) fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {

@@ -94,15 +94,22 @@ unsafe fn copy_then_check(bytes: *const u8, len: usize) -> Result<CString, Failu
         std::ptr::copy_nonoverlapping(bytes, buffer.as_mut_ptr(), len);
         buffer.set_len(len);
     }
+    check_and_seal(buffer)
+}
+
+/// Checks the bytes of `buffer` (no 0 byte, then valid UTF-8, in the contract's order) and terminates it: the
+/// core's C string. `buffer` must have capacity for one byte more than its length.
+fn check_and_seal(mut buffer: Vec<u8>) -> Result<CString, Failure> {
     if let Some(offset) = first_nul(&buffer) {
         return Err(Failure { status: NAPI_OWNERSHIP_STATUS_INTERIOR_NUL, offset });
     }
     if let Err(error) = std::str::from_utf8(&buffer) {
         return Err(Failure { status: NAPI_OWNERSHIP_STATUS_INVALID_UTF8, offset: error.valid_up_to() });
     }
+    debug_assert!(buffer.capacity() > buffer.len());
     buffer.push(0);
-    // SAFETY: the copy holds no 0 byte (checked above), so the terminator just pushed is the only
-    // NUL and it is last; capacity is exactly `len + 1`, so no reallocation happens.
+    // SAFETY: the bytes hold no 0 byte (checked above), so the terminator just pushed is the only
+    // NUL and it is last; the capacity had room for it, so no reallocation happened.
     Ok(unsafe { CString::from_vec_with_nul_unchecked(buffer) })
 }
 
@@ -234,6 +241,23 @@ pub enum CopyError {
     AllocFailed,
 }
 
+/// Why [`CoreString::fill`] made no string: the copy's own reasons, or the writer's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillError<E> {
+    Copy(CopyError),
+    Fill(E),
+}
+
+impl From<Failure> for CopyError {
+    fn from(failure: Failure) -> Self {
+        match failure.status {
+            NAPI_OWNERSHIP_STATUS_INTERIOR_NUL => CopyError::InteriorNul { offset: failure.offset },
+            NAPI_OWNERSHIP_STATUS_INVALID_UTF8 => CopyError::InvalidUtf8 { offset: failure.offset },
+            _ => CopyError::AllocFailed,
+        }
+    }
+}
+
 /// A string copy owned by the core: made by [`CoreString::copy`] (the C ABI's `print_and_return_len`) and given
 /// back to the C ABI's `free_string` exactly once, when it drops (seed 003's `CString::into_raw` /
 /// `CString::from_raw`, as a Rust owner).
@@ -274,6 +298,26 @@ impl CoreString {
             // ALLOC_FAILED, and NULL_INPUT, which a slice never is.
             _ => Err(CopyError::AllocFailed),
         }
+    }
+
+    /// A string of at most `len` bytes that `fill` writes in place, into the core's own allocation (so the binding
+    /// converts a long JS string straight into it: no staging buffer, no second copy), then checked exactly as
+    /// [`copy`](Self::copy) checks its copy. `fill` gets `len + 1` bytes of room (a writer such as Node-API adds a
+    /// NUL) and returns how many bytes of string it wrote (at most `len`), or its own error. A buffer refused, or a
+    /// failed `fill`, is freed here.
+    pub fn fill<E>(
+        len: usize,
+        fill: impl FnOnce(&mut [std::mem::MaybeUninit<u8>]) -> Result<usize, E>,
+    ) -> Result<Self, FillError<E>> {
+        let mut buffer = try_alloc_with_nul(len).ok_or(FillError::Copy(CopyError::AllocFailed))?;
+        let written = fill(&mut buffer.spare_capacity_mut()[..len + 1]).map_err(FillError::Fill)?;
+        assert!(written <= len, "CoreString::fill: the writer reported {written} bytes for room of {len}");
+        // SAFETY: `fill` initialised the first `written` bytes (its contract), within the capacity of `len + 1`.
+        unsafe { buffer.set_len(written) };
+        let string = check_and_seal(buffer).map_err(|failure| FillError::Copy(CopyError::from(failure)))?;
+        // Ownership moves from the CString to this value: `free_string` (CString::from_raw) frees it when it drops.
+        let ptr = std::ptr::NonNull::new(string.into_raw()).expect("CString::into_raw is never NULL");
+        Ok(CoreString { ptr, len: written })
     }
 
     /// Bytes without the NUL.
@@ -320,6 +364,43 @@ impl Drop for CoreString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `fill` accepts and refuses exactly what `copy` does, frees what it refuses, and passes the writer's error on.
+    #[test]
+    fn fill_checks_like_copy() {
+        let long = vec![b'm'; 1 << 20];
+        let inputs: [&[u8]; 6] = [b"", b"abc", b"a\0c", "\u{e9}t\u{e9}".as_bytes(), b"bad \xff byte", &long];
+        for input in inputs {
+            let filled = CoreString::fill(input.len(), |room| {
+                assert_eq!(room.len(), input.len() + 1);
+                for (slot, byte) in room.iter_mut().zip(input) {
+                    slot.write(*byte);
+                }
+                Ok::<usize, ()>(input.len())
+            });
+            match (CoreString::copy(input), filled) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.len(), b.len());
+                    // SAFETY: both are live strings of the core with `len()` bytes.
+                    let (a, b) = unsafe {
+                        (std::slice::from_raw_parts(a.as_mut_ptr(), a.len()).to_vec(),
+                         std::slice::from_raw_parts(b.as_mut_ptr(), b.len()).to_vec())
+                    };
+                    assert_eq!(a, b);
+                }
+                (Err(a), Err(FillError::Copy(b))) => assert_eq!(a, b),
+                (a, b) => panic!("copy {a:?} but fill {b:?}"),
+            }
+        }
+        assert_eq!(CoreString::fill(8, |_| Err::<usize, &str>("writer failed")).unwrap_err(), FillError::Fill("writer failed"));
+        // A writer that writes less than it was given room for: the string is what it wrote.
+        let short = CoreString::fill(8, |room| {
+            room[0].write(b'x');
+            Ok::<usize, ()>(1)
+        })
+        .unwrap();
+        assert_eq!(short.len(), 1);
+    }
 
     /// Runs `print_and_return_len` and returns (pointer, status, offset).
     fn call_len(bytes: &[u8]) -> (*mut c_char, i32, usize) {

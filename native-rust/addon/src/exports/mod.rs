@@ -54,12 +54,13 @@ pub fn noop_view(env: Env, length: Integer<Length>) -> napi::Result<Js> {
 
 /// `stats()`: `{ strings: { live, allocated, freed, finalized, liveBytes, viewHeld, viewHeldBytes, viewCopies,
 /// viewFinalizedOffThread }, handlers: { live, registered, cancelled, finalized }, posts: { posted, delivered,
-/// skipped, pending }, producers: { live, started, stopped, finalized } }` for this environment, every property
+/// skipped, pending }, producers: { live, started, stopped, finalized }, memory: { reported, pending } }` for this
+/// environment, every property
 /// defined (no setter on `Object.prototype` runs).
 #[napi(js_name = "stats")]
 pub fn stats(env: Env) -> napi::Result<Js> {
     run(&env, |cell| {
-        let (ledger, view_held, handlers, posts, producers, producers_live) = cell
+        let (ledger, view_held, handlers, posts, producers, producers_live, memory) = cell
             .try_borrow()
             .map(|state| {
                 (
@@ -73,6 +74,7 @@ pub fn stats(env: Env) -> napi::Result<Js> {
                     state.posts.ledger,
                     state.producer_ledger,
                     state.producers.live(),
+                    (state.shared.reported.load(Ordering::Relaxed), state.shared.unreported.load(Ordering::Relaxed)),
                 )
             })
             .map_err(|_| Throw::internal("stats during a call"))?;
@@ -97,9 +99,19 @@ pub fn stats(env: Env) -> napi::Result<Js> {
         let handlers = handler_stats(env, handlers)?;
         let posts = crate::posts::post_stats(env, posts, pending)?;
         let producers = crate::posts::producer_stats(env, producers, producers_live as u64)?;
+        let memory = create_object(
+            env,
+            &[(c"reported", create_double(env, memory.0 as f64)?), (c"pending", create_double(env, memory.1 as f64)?)],
+        )?;
         create_object(
             env,
-            &[(c"strings", strings), (c"handlers", handlers), (c"posts", posts), (c"producers", producers)],
+            &[
+                (c"strings", strings),
+                (c"handlers", handlers),
+                (c"posts", posts),
+                (c"producers", producers),
+                (c"memory", memory),
+            ],
         )
         .map(Js)
     })
