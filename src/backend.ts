@@ -1,7 +1,7 @@
 import { foreignHandleError, invalidArgType, validateDest } from './errors.js';
 import { Fallback, RELEASED } from './fallback.js';
 import { NativeString } from './native-string.js';
-import type { HandlerLedger, PostLedger, ProducerLedger, RawAddon, StringLedger } from './native/raw.js';
+import type { HandlerLedger, MemoryLedger, PostLedger, ProducerLedger, RawAddon, StringLedger } from './native/raw.js';
 import { Producer } from './producer.js';
 import { Subscription } from './subscription.js';
 
@@ -12,6 +12,7 @@ export interface Stats {
   handlers: HandlerLedger;
   posts: PostLedger;
   producers: ProducerLedger;
+  memory: MemoryLedger;
 }
 
 export interface ProduceOptions {

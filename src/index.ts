@@ -14,7 +14,7 @@ export { NativeString } from './native-string.js';
 export { Producer } from './producer.js';
 export { Subscription } from './subscription.js';
 export type { CodedError, ErrorCode } from './errors.js';
-export type { Handle, HandlerLedger, PostLedger, ProducerLedger, RawAddon, RawStats, StringLedger } from './native/raw.js';
+export type { Handle, HandlerLedger, MemoryLedger, PostLedger, ProducerLedger, RawAddon, RawStats, StringLedger } from './native/raw.js';
 
 /** The C++ backend: node-addon-api over the C++ core (`new[]`/`delete[]`). */
 export const cpp: Backend = new Backend('cpp', loadCppAddon);

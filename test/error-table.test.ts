@@ -31,6 +31,16 @@ describe('the one error table', () => {
     expect(stale()).toEqual([]);
   });
 
+  test('the addons spell no code outside their generated constants (error_codes.hpp / error_codes.rs)', () => {
+    const sources = [...files('native-cpp/addon/src', /\.(cpp|hpp)$/), ...files('native-rust/addon/src', /\.rs$/)];
+    expect(sources.length).toBeGreaterThan(10);
+    for (const file of sources) {
+      if (/error_codes\.(hpp|rs)$/.test(file)) continue;
+      const literals = [...readFileSync(file, 'utf8').matchAll(/"ERR_[A-Z0-9_]*"/g)].map(([m]) => m);
+      expect(literals, `${file} spells a code as a literal: use the generated constant`).toEqual([]);
+    }
+  });
+
   test('TypeScript spells no code outside the table', () => {
     for (const file of files('src', /\.ts$/)) {
       for (const [code] of readFileSync(file, 'utf8').matchAll(/ERR_[A-Z0-9_]+/g)) {

@@ -68,6 +68,28 @@ describe.each(backends)('$name: fallback (FinalizationRegistry)', (backend) => {
     expect(backend.stats().strings.viewHeldBytes).toBe(before.viewHeldBytes);
   });
 
+  test('Risk: V8 never hears of native memory — the bytes of a string and each registration are reported, and taken back', () => {
+    // What V8 is told (napi_adjust_external_memory) is what prompts the collections the fallback depends on. A 1 MiB
+    // string is reported at once; registrations go in 64 KiB batches; releasing takes each back.
+    const total = (): number => backend.stats().memory.reported + backend.stats().memory.pending;
+    const start = backend.stats().memory;
+    const base = total();
+    const big = backend.printAndReturn('m'.repeat(1 << 20));
+    expect(total() - base).toBe(1 << 20);
+    expect(backend.stats().memory.reported - start.reported, 'reported at once').toBeGreaterThanOrEqual((1 << 20) - 65536);
+    big.free();
+    expect(total()).toBe(base);
+    const subs = Array.from({ length: 1000 }, () => backend.handler('memory-ledger', () => {}));
+    const perRegistration = (total() - base) / 1000;
+    expect(Number.isInteger(perRegistration)).toBe(true);
+    // Its measured native footprint (box, Node's reference, wrapper, slot, the dispatcher's record and index entry).
+    expect(perRegistration).toBeGreaterThanOrEqual(256);
+    expect(perRegistration).toBeLessThanOrEqual(1024);
+    expect(backend.stats().memory.reported, 'batches went to V8').toBeGreaterThan(start.reported);
+    for (const sub of subs) sub.cancel();
+    expect(total()).toBe(base);
+  });
+
   test('native memory is reported to V8, so the fallback alone keeps memory bounded', async () => {
     // 1 GiB allocated in 1 MiB strings, never freed, and no gc() call: only V8's own collections,
     // prompted by the reported external memory, let the registry release them.

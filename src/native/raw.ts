@@ -61,11 +61,20 @@ export interface ProducerLedger {
   finalized: number;
 }
 
+/** Native memory as V8 was told of it (napi_adjust_external_memory): live strings' bytes and registrations. */
+export interface MemoryLedger {
+  /** The net bytes reported so far. */
+  reported: number;
+  /** The difference not yet reported: it goes with the next batch (64 KiB, or a single change that large). */
+  pending: number;
+}
+
 export interface RawStats {
   strings: StringLedger;
   handlers: HandlerLedger;
   posts: PostLedger;
   producers: ProducerLedger;
+  memory: MemoryLedger;
 }
 
 export interface RawAddon {
