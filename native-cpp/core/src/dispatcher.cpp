@@ -15,13 +15,15 @@
 //   shutdown dropped the record from the bucket. Whoever drops the last reference deletes it. The record only
 //   borrows the wrapper; it never owns or frees it.
 //
-// Cancel in O(1), whatever the bucket holds: `Dispatcher::index` maps each live ctx to its record (one hash lookup),
-// and cancel leaves the record in its bucket's vector as a tombstone (`cancelled`, still holding the bucket's
+// Cancel in O(1), whatever the bucket holds: a ctx names a slot of `Dispatcher::slots` (its low 32 bits) and that
+// slot's generation (its high 32 bits), so cancel finds the record with one array index, and a ctx of a cancelled
+// registration never matches the slot's next occupant. Cancel leaves the record in its bucket's vector as a tombstone (`cancelled`, still holding the bucket's
 // reference) instead of erasing it (which moved every later entry: 1.6 us among 10,000, quadratic for a storm of
 // cancels). A bucket is compacted when its tombstones outnumber its live records (and at least kCompactAfter):
 // each compaction moves at most twice as many entries as cancels made since the last one, so a cancel costs O(1)
-// amortized, oldest-first or newest-first alike. Tombstones keep their ctx, so the vector stays sorted by ctx and a
-// send's cursor (binary search on ctx) is unaffected by a compaction in between two of its chunks.
+// amortized, oldest-first or newest-first alike. Registration order is a separate, rising `seq`: tombstones keep
+// theirs, so a bucket's vector stays sorted by seq and a send's cursor (binary search on seq) is unaffected by a
+// compaction in between two of its chunks.
 //
 // Locking: one mutex per dispatcher guards every registration and frame list. It is never held while a callback runs,
 // so a callback may call handler/cancel/send/shutdown on the same dispatcher. dispatcher_send allocates nothing: it
@@ -80,11 +82,13 @@ struct InFlight {
 struct Bucket;
 
 struct Registration {
-  Registration(DispatcherCtx c, FFIWrapper* w, Bucket* b) noexcept : ctx(c), wrapper(w), bucket(b) {}
+  Registration(DispatcherCtx c, std::uint64_t s, FFIWrapper* w, Bucket* b) noexcept
+      : ctx(c), seq(s), wrapper(w), bucket(b) {}
 
   const DispatcherCtx ctx;
+  const std::uint64_t seq;  // registration order: rises, never reused
   FFIWrapper* const wrapper;  // borrowed from the caller; never read once `cancelled` is set
-  Bucket* const bucket;       // the bucket it was registered in; read only while it is live (in Dispatcher::index)
+  Bucket* const bucket;       // the bucket it was registered in; read only while it is live (in its slot)
 
   // Guarded by Dispatcher::mu.
   std::uint32_t refs = 1;         // the bucket's (until cancel/shutdown) + one per send holding it in a chunk
@@ -105,7 +109,7 @@ struct Bucket {
   explicit Bucket(const char* d) : dest(d) {}
 
   const std::string dest;                   // the dispatcher's own copy of dest; the map's key views it
-  std::vector<Registration*> registrations;  // one reference each; registration order, which is ascending ctx;
+  std::vector<Registration*> registrations;  // one reference each; registration order (ascending seq);
                                              // live records and tombstones (cancelled) alike
   std::size_t live = 0;                     // entries of `registrations` not cancelled
 };
@@ -135,7 +139,17 @@ struct Post {
 };
 using PostQueue = std::deque<Post>;
 
-bool ctx_greater(DispatcherCtx ctx, const Registration* r) noexcept { return ctx < r->ctx; }
+bool seq_greater(std::uint64_t seq, const Registration* r) noexcept { return seq < r->seq; }
+
+// A slot of Dispatcher::slots: the live registration that holds it (or none) and the generation of its ctx.
+struct Slot {
+  Registration* record = nullptr;
+  std::uint32_t generation = 0;  // of the current or last occupant; bumped for each new one (1 for the first)
+};
+
+DispatcherCtx make_ctx(std::uint32_t slot, std::uint32_t generation) noexcept {
+  return (static_cast<DispatcherCtx>(generation) << 32) | slot;  // generation >= 1, so never 0
+}
 
 }  // namespace
 
@@ -143,8 +157,9 @@ struct Dispatcher {
   mutable std::mutex mu;
   std::condition_variable left;  // a frame left the callback of a cancelled registration somebody waits for
   Buckets buckets;               // dest -> its registrations; a bucket exists only while it holds a live one
-  std::unordered_map<DispatcherCtx, Registration*> index;  // every live (not cancelled) registration, by ctx
-  DispatcherCtx next_ctx = 1;    // never reset, so a ctx is never reused and 0 is never issued
+  std::vector<Slot> slots;              // every live (not cancelled) registration, by its ctx's slot
+  std::vector<std::uint32_t> free_slots;  // slots without a record; capacity kept >= slots.size() (cancel can't fail)
+  std::uint64_t next_seq = 1;           // registration order, never reset
   std::atomic<std::uint32_t> live{0};
 
   // Asynchronous delivery, guarded by `mu` like everything above.
@@ -248,21 +263,42 @@ DispatcherCtx dispatcher_handler(Dispatcher* d, const char* dest, FFIWrapper* w)
         regs.reserve(std::max<std::size_t>(4, regs.capacity() * 2));
       }
     }
-    auto record = std::make_unique<Registration>(d->next_ctx, w, bucket);  // borrows w until cancel/shutdown returns
-    const auto indexed = d->index.emplace(record->ctx, record.get()).first;
-    if (fresh) {
-      try {
-        d->buckets.emplace(std::string_view(fresh->dest), std::move(fresh));
-      } catch (...) {
-        d->index.erase(indexed);
-        throw;
-      }
+    // A slot for its ctx: a free one, else a new one (room for it, and for it on the free list, reserved first).
+    // A slot whose generation would wrap is retired instead, so a ctx is never reused.
+    while (!d->free_slots.empty() && d->slots[d->free_slots.back()].generation == UINT32_MAX) d->free_slots.pop_back();
+    if (d->free_slots.empty()) {
+      if (d->slots.size() >= UINT32_MAX) return 0;
+      d->slots.reserve(d->slots.size() + 1);
+      d->free_slots.reserve(d->slots.size() + 1);
+    }
+    if (fresh) d->buckets.emplace(std::string_view(fresh->dest), std::move(fresh));
+    auto record = std::unique_ptr<Registration>();
+    std::uint32_t slot;
+    if (!d->free_slots.empty()) {
+      slot = d->free_slots.back();
+    } else {
+      slot = static_cast<std::uint32_t>(d->slots.size());
+    }
+    const std::uint32_t generation = (slot < d->slots.size() ? d->slots[slot].generation : 0) + 1;
+    try {
+      record = std::make_unique<Registration>(make_ctx(slot, generation), d->next_seq, w, bucket);  // borrows w
+    } catch (...) {
+      if (bucket->registrations.empty()) d->buckets.erase(std::string_view(bucket->dest));  // the fresh one, unused
+      throw;
     }
     // Everything that can throw has run: from here on nothing fails, so a bad_alloc above registered nothing.
+    if (slot < d->slots.size()) {
+      d->free_slots.pop_back();
+    } else {
+      d->slots.emplace_back();  // capacity reserved above
+    }
+    d->slots[slot] = Slot{record.get(), generation};
+    ++d->next_seq;
+    const DispatcherCtx ctx = record->ctx;
     regs.push_back(record.release());  // capacity reserved above; the bucket's reference (refs == 1)
     ++bucket->live;
     d->live.fetch_add(1, std::memory_order_relaxed);
-    return d->next_ctx++;
+    return ctx;
   } catch (...) {  // std::bad_alloc: nothing was registered and no ctx was used
     return 0;
   }
@@ -273,12 +309,16 @@ int32_t dispatcher_cancel(Dispatcher* d, const char* dest, DispatcherCtx ctx) no
   std::unique_ptr<Bucket> emptied;  // freed after the lock: the bucket (and its dest copy) if this was its last record
   {
     std::unique_lock<std::mutex> lock(d->mu);
-    const auto indexed = d->index.find(ctx);
-    if (indexed == d->index.end()) return -1;  // never registered, already cancelled, or shut down
-    Registration* const record = indexed->second;
+    const auto slot = static_cast<std::uint32_t>(ctx & UINT32_MAX);
+    if (slot >= d->slots.size()) return -1;  // never issued
+    Slot& held = d->slots[slot];
+    // Never registered, already cancelled, or shut down: the slot is empty or holds a later registration.
+    if (held.record == nullptr || held.record->ctx != ctx) return -1;
+    Registration* const record = held.record;
     Bucket& bucket = *record->bucket;
     if (bucket.dest != std::string_view(dest)) return -1;  // not under this dest: it stays registered
-    d->index.erase(indexed);
+    held.record = nullptr;
+    d->free_slots.push_back(slot);  // capacity kept >= slots.size(): cannot allocate
     d->live.fetch_sub(1, std::memory_order_relaxed);
     record->cancelled = true;  // no send enters the callback from here on; the bucket keeps it as a tombstone
     // A reference of our own across the wait (which drops the lock: a compaction or another cancel emptying the
@@ -306,28 +346,28 @@ int32_t dispatcher_send(Dispatcher* d, const char* dest, const char* msg) noexce
   const std::thread::id self = std::this_thread::get_id();
 
   // The registrations are copied in chunks (each copy holds a reference, so a cancel or shutdown cannot free a record
-  // under us) and then delivered one by one, with the lock dropped around each callback. `cursor` is the last ctx taken; ctxs rise with
-  // registration order and are never reused, so "ctx > cursor" resumes exactly where the last chunk ended even if the
-  // bucket changed meanwhile, and "ctx <= newest" leaves registrations made during this send for the next message.
+  // under us) and then delivered one by one, with the lock dropped around each callback. `cursor` is the last seq taken; seqs rise with
+  // registration order and are never reused, so "seq > cursor" resumes exactly where the last chunk ended even if the
+  // bucket changed meanwhile, and "seq <= newest" leaves registrations made during this send for the next message.
   constexpr std::size_t kChunk = 16;
   Registration* chunk[kChunk];
-  DispatcherCtx cursor = 0;
+  std::uint64_t cursor = 0;
   int32_t delivered = 0;
 
   std::unique_lock<std::mutex> lock(d->mu);
-  const DispatcherCtx newest = d->next_ctx - 1;
+  const std::uint64_t newest = d->next_seq - 1;
   for (;;) {
     const auto found = d->buckets.find(key);  // looked up again each chunk: a callback may have emptied it
     if (found == d->buckets.end()) break;
     const std::vector<Registration*>& regs = found->second->registrations;
     std::size_t n = 0;
-    for (auto it = std::upper_bound(regs.begin(), regs.end(), cursor, ctx_greater);
-         it != regs.end() && (*it)->ctx <= newest && n < kChunk; ++it) {
+    for (auto it = std::upper_bound(regs.begin(), regs.end(), cursor, seq_greater);
+         it != regs.end() && (*it)->seq <= newest && n < kChunk; ++it) {
       ++(*it)->refs;  // this send's reference, dropped once it is done with the record
       chunk[n++] = *it;
     }
     if (n == 0) break;
-    cursor = chunk[n - 1]->ctx;
+    cursor = chunk[n - 1]->seq;
 
     for (std::size_t i = 0; i < n; ++i) {
       Registration& r = *chunk[i];
@@ -368,7 +408,11 @@ int32_t dispatcher_shutdown(Dispatcher* d) noexcept {
     }
     discarded.swap(d->queue);
     dropped.swap(d->buckets);  // the dispatcher is empty (and usable) from here on
-    d->index.clear();
+    for (std::uint32_t i = 0; i < d->slots.size(); ++i) {
+      if (d->slots[i].record == nullptr) continue;
+      d->slots[i].record = nullptr;
+      d->free_slots.push_back(i);  // capacity kept >= slots.size(): cannot allocate
+    }
     d->live.store(0, std::memory_order_relaxed);
     for (auto& entry : dropped) {
       for (Registration* r : entry.second->registrations) {
