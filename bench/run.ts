@@ -302,7 +302,8 @@ const core: { n: number; order: string; ns: number }[] = [];
       const b = figure(name, rawKey);
       if (!a || !b) return [];
       const lib = name === 'cpp' ? 'node-addon-api' : 'napi-rs';
-      return [`  ${name}  ${what.padEnd(28)} ${lib.padEnd(14)} ${ns(a.ns).padStart(8)} ns  raw ${ns(b.ns).padStart(8)} ns  ${times(a.ns / b.ns)}  (+${ns(a.ns - b.ns)} ns)`];
+      const extra = a.ns - b.ns;
+      return [`  ${name.padEnd(4)}  ${what.padEnd(28)} ${lib.padEnd(14)} ${ns(a.ns).padStart(9)}  raw ${ns(b.ns).padStart(9)}  ${times(a.ns / b.ns)}  (${extra >= 0 ? '+' : '−'}${ns(Math.abs(extra))})`];
     }),
   );
   if (lines.length) {

@@ -107,7 +107,7 @@ export const ERROR_TABLE = [
     class: 'Error',
     thrownBy: 'native',
     message: 'internal error in the <backend> backend: <what>',
-    when: 'a Node-API call failed where it cannot, or a Rust panic was caught: a bug of ours, never a crash',
+    when: "a Node-API call failed where it cannot, or a Rust panic was caught: a bug of ours, never a crash (in C++, outside the raw fast path, node-addon-api throws its own `Error` with Node-API's message and no code)",
   },
   {
     code: 'ERR_NATIVE_ADDON_LOAD',
