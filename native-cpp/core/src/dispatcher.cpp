@@ -268,8 +268,11 @@ DispatcherCtx dispatcher_handler(Dispatcher* d, const char* dest, FFIWrapper* w)
     while (!d->free_slots.empty() && d->slots[d->free_slots.back()].generation == UINT32_MAX) d->free_slots.pop_back();
     if (d->free_slots.empty()) {
       if (d->slots.size() >= UINT32_MAX) return 0;
-      d->slots.reserve(d->slots.size() + 1);
-      d->free_slots.reserve(d->slots.size() + 1);
+      if (d->slots.size() == d->slots.capacity()) {
+        const std::size_t grown = std::max<std::size_t>(16, d->slots.capacity() * 2);  // geometric: O(1) amortized
+        d->slots.reserve(grown);
+        d->free_slots.reserve(grown);
+      }
     }
     if (fresh) d->buckets.emplace(std::string_view(fresh->dest), std::move(fresh));
     auto record = std::unique_ptr<Registration>();
