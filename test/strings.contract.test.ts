@@ -25,6 +25,13 @@ describe.each(backends)('$name: strings', (backend) => {
     expect(after.liveBytes, 'live bytes back to baseline').toBe(before.liveBytes);
   });
 
+  test('Risk: a long string refused by the core (a NUL past the stack buffer) leaks the buffer it was written into', () => {
+    const input = `${'z'.repeat(300)}\0${'z'.repeat(2000)}`;
+    const e = expectCode(() => backend.printAndReturn(input), RangeError, 'ERR_INTERIOR_NUL');
+    expect(e.message).toBe('input contains a NUL byte at offset 300; a NUL-terminated C string cannot carry it');
+    // afterEach: live strings and bytes back to baseline; under the leak suite, the buffer is freed (valgrind).
+  });
+
   describe('round trip: a fresh native copy of the UTF-8 bytes', () => {
     test.each([
       ['ASCII', 'Hello from TS'],
@@ -32,6 +39,9 @@ describe.each(backends)('$name: strings', (backend) => {
       ['2- and 3-byte characters', 'Åßç 中文 ₿'],
       ['4-byte characters (emoji, astral)', '👋🦀🎉 𝄞'],
       ['1 MiB', 'x'.repeat(1 << 20)],
+      ['a leading U+FEFF (a BOM is text: kept, not stripped)', '\uFEFFbom'],
+      ['512 KiB of 2-byte characters (converted straight into the core)', '\u00e9'.repeat(1 << 18)],
+      ['just over the stack buffer (257 B)', 'y'.repeat(257)],
     ])('%s', (_name, input) => {
       using s = backend.printAndReturn(input);
       expect(s.toString()).toBe(input);

@@ -36,7 +36,8 @@ function viewHeldOf(stats: Stats): ViewHeldLedger {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// ignoreBOM: keep a leading U+FEFF, as the addons do (TextDecoder's default strips it: a model bug found by a seed).
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** A JS string as native code receives it: UTF-8, a lone surrogate becoming U+FFFD (what Node-API does, too). */
 const utf8 = (text: string): Uint8Array => encoder.encode(text);
