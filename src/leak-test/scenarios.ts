@@ -323,6 +323,26 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'strings-refused',
+    covers: 'inputs the core refuses, short and long (a NUL past the stack buffer: refused after the JS string was written into the core\'s own buffer), bad UTF-8; long strings accepted the same way',
+    run(b) {
+      const long = 'z'.repeat(300);
+      const refused = [`a\0b`, `${long}\0${long}`, new Uint8Array([0x61, 0xff])];
+      for (let i = 0; i < ITERATIONS; i++) {
+        for (const input of refused) {
+          let threw = false;
+          try {
+            b.printAndReturn(input);
+          } catch {
+            threw = true;
+          }
+          expectEqual('refused input throws', threw, true);
+        }
+        expectEqual('free() of a long string', b.printAndReturn(`${long}${i}`).free(), true);
+      }
+    },
+  },
+  {
     name: 'strings-using',
     covers: 'using (Symbol.dispose) and freeString()',
     run(b) {
