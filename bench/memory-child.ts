@@ -11,6 +11,11 @@
  * subscriptions, one registration a cycle (each with its own callback closure, as real code would have):
  *   cancel     handler(dest, cb).cancel()
  *   drop       handler(dest, cb), dropped: the registry cancels it after a collection
+ * and, for scale, the FinalizationRegistry's own floor (no addon call at all; the backend argument is ignored):
+ *   floor      a plain JS object with its own callback closure, registered with a registry (with itself as the
+ *              unregister token, as the fallback does), dropped; the registry's callback only counts
+ *   floor-held the same, with the closure held strongly elsewhere until the registry's callback lets it go, as the
+ *              addon's strong reference to a registered callback does
  *
  * Every way yields to the event loop every YIELD_EVERY cycles (the registry's callbacks run only then) and records
  * RSS, the V8 heap and the backend's ledger every `every` cycles.
@@ -35,7 +40,8 @@ export interface Sample {
 export interface RunResult {
   kind: Kind;
   way: string;
-  backend: 'cpp' | 'rust';
+  /** 'js' for the floor ways, which call no addon. */
+  backend: 'cpp' | 'rust' | 'js';
   cycles: number;
   /** Cycles actually run (the leak stops at the cap). */
   ran: number;
@@ -52,7 +58,7 @@ const CAP_MIB = 1024;
 
 const [kindArg, way, backendArg, cyclesArg, everyArg, out] = process.argv.slice(2);
 const kind = kindArg as Kind;
-const ways: Record<Kind, string[]> = { strings: ['explicit', 'fallback', 'leak'], subscriptions: ['cancel', 'drop'] };
+const ways: Record<Kind, string[]> = { strings: ['explicit', 'fallback', 'leak'], subscriptions: ['cancel', 'drop', 'floor', 'floor-held'] };
 if (!ways[kind]?.includes(way!) || (backendArg !== 'cpp' && backendArg !== 'rust') || !out) {
   throw new Error('usage: memory-child.ts <strings|subscriptions> <way> <cpp|rust> <cycles> <every> <out.json>');
 }
@@ -68,7 +74,35 @@ const s1k = 'k'.repeat(1024);
 const kept: NativeString[] = [];
 let received = 0;
 
+// The floor ways' own ledger: what was made and what the registry's callback has seen.
+let floorMade = 0;
+let floorCleaned = 0;
+const floorHeld = new Map<number, unknown>();
+const floorRegistry = new FinalizationRegistry<number>((id) => {
+  floorCleaned++;
+  floorHeld.delete(id);
+});
+class FloorSubscription {
+  _handle: number;
+  _life = 0;
+  readonly dest = 'memory';
+  readonly callback: unknown;
+  constructor(handle: number, callback: unknown) {
+    this._handle = handle;
+    this.callback = callback;
+  }
+}
+const isFloor = way === 'floor' || way === 'floor-held';
+function floorStep(held: boolean): void {
+  const id = ++floorMade;
+  const callback = (m: string) => void (received += m.length);
+  const owner = new FloorSubscription(id, held ? undefined : callback);
+  if (held) floorHeld.set(id, callback);
+  floorRegistry.register(owner, id, owner);
+}
+
 function ledger(): { live: number; finalized: number } {
+  if (isFloor) return { live: floorMade - floorCleaned, finalized: floorCleaned };
   const stats = b.stats();
   const l = kind === 'strings' ? stats.strings : stats.handlers;
   return { live: l.live, finalized: l.finalized };
@@ -95,6 +129,8 @@ const steps: Record<string, () => void> = {
   'strings leak': () => void kept.push(b.printAndReturn(s1k)),
   'subscriptions cancel': () => void b.handler('memory', (m: string) => void (received += m.length)).cancel(),
   'subscriptions drop': () => void b.handler('memory', (m: string) => void (received += m.length)),
+  'subscriptions floor': () => floorStep(false),
+  'subscriptions floor-held': () => floorStep(true),
 };
 const step = steps[`${kind} ${way}`]!;
 
@@ -133,7 +169,7 @@ for (const s of kept) s.free();
 const result: RunResult = {
   kind,
   way: way!,
-  backend: b.name,
+  backend: isFloor ? 'js' : b.name,
   cycles,
   ran,
   stoppedAtCap,

@@ -12,6 +12,11 @@
  * Targets (reported, not asserted): explicit free grows RSS by ≤ 10 MiB over 1M cycles; fallback only peaks at
  * ≤ 256 MiB RSS. Subscriptions dropped (handler + drop, the registry cancels them): peak RSS over the first million
  * ≤ 256 MiB, the second million adds ≤ 10 % to that peak, and a drop cycle costs ≤ 3× a cancel cycle.
+ *
+ * For scale, the FinalizationRegistry's floor, with no addon at all (bench/memory-child.ts, ways `floor` and
+ * `floor-held`): what a plain JS object dropped and cleaned up by a registry costs on this runtime, with its closure
+ * owned by the object or (as a registered callback is) held until the registry's callback runs. Any fallback built on
+ * a FinalizationRegistry pays at least this per dropped subscription, so the report sets each drop cycle beside it.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +36,7 @@ const backends = ['cpp', 'rust'] as const;
 const tmp = mkdtempSync(join(tmpdir(), 'napi-ownership-memory-'));
 
 function run(kind: Kind, way: string, backend: (typeof backends)[number], cycles: number, every: number): RunResult {
+  // The floor ways call no addon; the child is handed 'cpp' only to satisfy its usage line, and records 'js'.
   process.stderr.write(`\r${kind} ${way} ${backend}: ${cycles.toLocaleString('en-US')} cycles…                `);
   const out = join(tmp, `${kind}-${way}-${backend}.json`);
   const child = spawnSync(
@@ -49,6 +55,7 @@ try {
     for (const way of ['explicit', 'fallback', 'leak']) runs.push(run('strings', way, backend, STRING_CYCLES, STRING_CYCLES / 200));
     for (const way of ['cancel', 'drop']) runs.push(run('subscriptions', way, backend, SUB_CYCLES, SUB_CYCLES / 200));
   }
+  for (const way of ['floor', 'floor-held']) runs.push(run('subscriptions', way, 'cpp', SUB_CYCLES, SUB_CYCLES / 200));
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
@@ -102,11 +109,13 @@ const WAY_NAMES: Record<string, string> = {
   leak: 'never released',
   cancel: 'handler + cancel',
   drop: 'handler + drop',
+  floor: 'registry floor (plain JS, no addon)',
+  'floor-held': 'registry floor, callback held until cleanup',
 };
 console.log(`napi-ownership bench:memory: node ${process.version}, ${cpus()[0]?.model ?? ''} × ${cpus().length}\n`);
 const header = ['run', 'cycles', 'RSS start', 'end', 'peak', 'growth', 'peak live', 'finalized', 'time'];
 const rows = summaries.map((s) => [
-  `${s.backend} ${s.kind === 'strings' ? 'strings' : 'subs'}: ${WAY_NAMES[s.way]}`,
+  s.backend === 'js' ? `js: ${WAY_NAMES[s.way]}` : `${s.backend} ${s.kind === 'strings' ? 'strings' : 'subs'}: ${WAY_NAMES[s.way]}`,
   count(s.ran) + (s.stoppedAtCap ? ' (cap)' : ''),
   mib(s.startMiB),
   mib(s.endMiB),
@@ -160,6 +169,22 @@ for (const b of backends) {
     },
   );
 }
+// What the runtime itself charges for a dropped object cleaned up by a FinalizationRegistry: no target, the scale the
+// drop-cycle target sits on.
+const perCycleSeconds = (s: Summary) => s.seconds / s.ran;
+const floor = find('subscriptions', 'floor', 'js');
+const floorHeld = find('subscriptions', 'floor-held', 'js');
+const context = backends.flatMap((b) => {
+  const cancel = perCycleSeconds(find('subscriptions', 'cancel', b));
+  const drop = perCycleSeconds(find('subscriptions', 'drop', b));
+  return [
+    { what: `${b}: the registry floor (plain JS) over a ${b} handler + cancel cycle`, value: perCycleSeconds(floor) / cancel },
+    { what: `${b}: the floor with the callback held, over a ${b} handler + cancel cycle`, value: perCycleSeconds(floorHeld) / cancel },
+    { what: `${b}: a handler + drop cycle over the floor with the callback held`, value: drop / perCycleSeconds(floorHeld) },
+  ];
+});
+console.log(`\nthe FinalizationRegistry's floor: ${(perCycleSeconds(floor) * 1e6).toFixed(2)} µs a dropped plain object, ${(perCycleSeconds(floorHeld) * 1e6).toFixed(2)} µs with its callback held until cleanup`);
+for (const c of context) console.log(`  ${c.what}: ${c.value.toFixed(2)}×`);
 console.log('\ntargets (reported, not asserted):');
 for (const t of targets) {
   const value = t.unit === 'MiB' ? mib(t.value) : `${t.value.toFixed(2)}×`;
@@ -174,7 +199,7 @@ for (const b of backends) {
 
 writeFileSync(
   new URL(quick ? './memory-results.quick.json' : './memory-results.json', import.meta.url),
-  JSON.stringify({ node: process.version, cpu: `${cpus()[0]?.model ?? ''} × ${cpus().length}`, date: new Date().toISOString(), quick, summaries, targets, runs }, null, 1),
+  JSON.stringify({ node: process.version, cpu: `${cpus()[0]?.model ?? ''} × ${cpus().length}`, date: new Date().toISOString(), quick, summaries, targets, context, runs }, null, 1),
 );
 console.log(`\nwrote bench/memory-results${quick ? '.quick' : ''}.json`);
 
@@ -278,6 +303,7 @@ const subs = renderChart({
   subtitle: [
     `${count(SUB_CYCLES)} cycles of handler(dest, fresh closure) per way and backend, then cancel() or drop it; sampled every ${count(SUB_CYCLES / 200)} cycles.`,
     'Drop: the FinalizationRegistry cancels a dropped Subscription only after a full collection; each fall is one.',
+    `The registry's own floor, no addon: ${(perCycleSeconds(floor) * 1e6).toFixed(2)} µs a dropped plain object, ${(perCycleSeconds(floorHeld) * 1e6).toFixed(2)} µs with its callback held until cleanup.`,
     machine,
   ],
   xLabel: 'cycles (registrations made)',
