@@ -154,6 +154,18 @@ bool Utf8Arg::read(napi_env env, napi_value value) {
   return true;
 }
 
+std::size_t utf8_length(napi_env env, napi_value value) {
+  std::size_t length = 0;
+  check(env, napi_get_value_string_utf8(env, value, nullptr, 0, &length));
+  return length;
+}
+
+std::size_t write_utf8(napi_env env, napi_value value, char* buffer, std::size_t size) {
+  std::size_t written = 0;
+  check(env, napi_get_value_string_utf8(env, value, buffer, size, &written));
+  return written;
+}
+
 CallOutcome call_collecting(napi_env env, napi_value function, napi_value receiver, napi_value arg,
                             napi_value* thrown) noexcept {
   if (napi_call_function(env, receiver, function, 1, &arg, nullptr) == napi_ok) return CallOutcome::kOk;

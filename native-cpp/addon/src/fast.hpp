@@ -8,7 +8,9 @@
 //    `noop_idiomatic` are ordinary Addon instance methods (strings.cpp); `npm run bench` shows both.
 // 2. Utf8Arg: a JS string as UTF-8 in a stack buffer (no allocation up to 256 bytes), for print_and_return and the
 //    dispatcher's dest/message arguments (send, post are hot too). Napi::String::Utf8Value() builds a std::string:
-//    two conversions (measure, then copy) and a heap allocation past 15 bytes.
+//    two conversions (measure, then copy) and a heap allocation past 15 bytes. utf8_length / write_utf8: a long
+//    string written straight into the buffer the core allocated for its copy (strings.cpp store_js_string), where
+//    Utf8Value would add a std::string and a second copy.
 // 3. call_collecting / throw_value / is_error: calling a JS function and carrying what it threw back AS IS, and
 //    throwing a value as is. node-addon-api has no non-throwing call when C++ exceptions are on: a throw becomes a
 //    Napi::Error, whose constructor makes a reference (or, for a primitive, a wrapper object) and whose Value()
@@ -49,6 +51,12 @@ class Utf8Arg {
   const char* data_ = nullptr;
   std::size_t length_ = 0;
 };
+
+// The UTF-8 length of the string `value`, without the NUL. Any failure throws (Napi::Error).
+std::size_t utf8_length(napi_env env, napi_value value);
+// `value` (a string) as UTF-8 with a NUL into `buffer` of `size` bytes (NUL included), truncated at a character
+// boundary to fit; the bytes written, without the NUL. Any failure throws (Napi::Error).
+std::size_t write_utf8(napi_env env, napi_value value, char* buffer, std::size_t size);
 
 enum class CallOutcome {
   kOk,         // returned

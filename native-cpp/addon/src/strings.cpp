@@ -17,6 +17,7 @@
 #include "args.hpp"
 #include "binding.hpp"
 #include "errors.hpp"
+#include "fast.hpp"
 #include "handle.hpp"
 #include "napi_ownership/cpp_core.h"
 #include "napi_ownership/cpp_trace.hpp"
@@ -121,16 +122,12 @@ Napi::Value store_string(Napi::Env env, AddonState& state, const char* bytes, st
 }
 
 Napi::Value store_js_string(Napi::Env env, AddonState& state, napi_value input) {
-  std::size_t length = 0;
-  if (napi_get_value_string_utf8(env, input, nullptr, 0, &length) != napi_ok) throw Napi::Error::New(env);
+  const std::size_t length = fast::utf8_length(env, input);
   // Ours until sealed: freed by its deleter (cpp_free_string) if the conversion below fails.
   CoreString buffer(cpp_string_alloc(length));
   if (!buffer) errors::throw_alloc(env, length + 1);
-  std::size_t written = 0;
   // No JS runs between the two calls, so the string is the same and `written` == `length`.
-  if (napi_get_value_string_utf8(env, input, buffer.get(), length + 1, &written) != napi_ok) {
-    throw Napi::Error::New(env);
-  }
+  const std::size_t written = fast::write_utf8(env, input, buffer.get(), length + 1);
   if (trace_enabled()) {
     char suffix[64];
     std::snprintf(suffix, sizeof suffix, " (%zu B, UTF-8 written straight into the core's copy)", written);

@@ -2,13 +2,14 @@
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::ptr;
 
 use crate::error_codes::*;
-use napi::sys;
+use napi::bindgen_prelude::FromNapiValue;
+use napi::{Status, sys};
 
 use crate::handles::{Backend, Handle, HandleError, Kind};
-use crate::js::{Throw, check, invalid_arg_type, number_to_string};
+use crate::js::{Throw, failed, invalid_arg_type, napi_failed, number_to_string};
+use crate::raw::utf8;
 
 pub const BACKEND: Backend = Backend::Rust;
 
@@ -22,13 +23,15 @@ pub fn decode_handle(
     value: sys::napi_value,
     kind: Kind,
 ) -> Result<Handle, Throw> {
-    let mut number = 0f64;
-    // SAFETY: `value` is an argument of the current call; `number` is a local.
-    let status = unsafe { sys::napi_get_value_double(env, value, &mut number) };
-    if status == sys::Status::napi_number_expected {
-        return Err(invalid_arg_type(env, "a number", "handle", value));
-    }
-    check(env, status, "napi_get_value_double")?;
+    // napi-rs's conversion: one `napi_get_value_double`, no allocation unless it fails.
+    // SAFETY: `value` is an argument of the current call.
+    let number = match unsafe { f64::from_napi_value(env, value) } {
+        Ok(number) => number,
+        Err(error) if error.status == Status::NumberExpected => {
+            return Err(invalid_arg_type(env, "a number", "handle", value));
+        }
+        Err(error) => return Err(napi_failed(env, "napi_get_value_double", error)),
+    };
     // Integer in [0, 2^53): NaN fails the range test; -0 counts as 0 like Number.isInteger. In
     // range, the cast truncates exactly, so it round-trips only for integers.
     let in_range = number >= 0.0 && number < crate::handles::HANDLE_LIMIT as f64;
@@ -100,32 +103,21 @@ impl Utf8Arg {
         Utf8Arg { stack: [MaybeUninit::uninit(); STACK_BUFFER_LEN], heap: Vec::new(), len: 0, on_heap: false }
     }
 
-    /// Reads `value` as UTF-8 (lone surrogates become U+FFFD); `Ok(false)` if it is not a string.
+    /// Reads `value` as UTF-8 (lone surrogates become U+FFFD); `Ok(false)` if it is not a string. Raw
+    /// (`raw::utf8`): napi-rs's `String` always allocates.
     pub fn read(&mut self, env: sys::napi_env, value: sys::napi_value) -> Result<bool, Throw> {
-        let mut written = 0usize;
-        // SAFETY: `stack` has room for STACK_BUFFER_LEN bytes including the NUL Node-API writes.
-        let status = unsafe {
-            sys::napi_get_value_string_utf8(
-                env,
-                value,
-                self.stack.as_mut_ptr().cast(),
-                STACK_BUFFER_LEN,
-                &mut written,
-            )
+        let utf8_failed = |status| failed(env, status, "napi_get_value_string_utf8");
+        let written = match utf8::read_utf8(env, value, &mut self.stack) {
+            Ok(written) => written,
+            Err(sys::Status::napi_string_expected) => return Ok(false),
+            Err(status) => return Err(utf8_failed(status)),
         };
-        if status == sys::Status::napi_string_expected {
-            return Ok(false);
-        }
-        check(env, status, "napi_get_value_string_utf8")?;
         if written <= STACK_STRING_MAX {
             self.len = written;
             self.on_heap = false;
             return Ok(true);
         }
-        let mut len = 0usize;
-        // SAFETY: a NULL buffer asks only for the UTF-8 length.
-        let status = unsafe { sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len) };
-        check(env, status, "napi_get_value_string_utf8")?;
+        let len = utf8::utf8_len(env, value).map_err(utf8_failed)?;
         let mut heap: Vec<u8> = Vec::new();
         if heap.try_reserve_exact(len.saturating_add(1)).is_err() {
             return Err(Throw::range_error(
@@ -133,11 +125,9 @@ impl Utf8Arg {
                 format!("could not allocate {} bytes for the native copy", len.saturating_add(1)),
             ));
         }
-        // SAFETY: `heap` has capacity for `len + 1` bytes (string and NUL).
-        let status = unsafe {
-            sys::napi_get_value_string_utf8(env, value, heap.as_mut_ptr().cast(), len + 1, &mut written)
-        };
-        check(env, status, "napi_get_value_string_utf8")?;
+        // `heap` has capacity for `len + 1` bytes (string and NUL).
+        let written =
+            utf8::read_utf8(env, value, &mut heap.spare_capacity_mut()[..len + 1]).map_err(utf8_failed)?;
         // SAFETY: Node-API initialised `written` bytes and the NUL after them.
         unsafe { heap.set_len(written + 1) };
         self.heap = heap;

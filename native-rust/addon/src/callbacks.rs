@@ -14,7 +14,7 @@
 //!
 //!
 //! The same `JsCallback` also receives posted messages, which the dispatcher delivers on its worker thread: there it
-//! only records its subscription *handle* for the message's item (see raw_tsfn.rs), so it must be `Sync`, and it is:
+//! only records its subscription *handle* for the message's item (see raw/tsfn.rs), so it must be `Sync`, and it is:
 //! off the JS thread it reads nothing but one immutable plain value.
 
 use std::cell::{Cell, RefCell};
@@ -22,13 +22,14 @@ use std::ptr;
 
 use std::mem::ManuallyDrop;
 
-use napi::bindgen_prelude::{FunctionRef, JsValue};
+use napi::bindgen_prelude::{FunctionRef, JsValue, Unknown};
 use napi::{Env, sys};
 use napi_ownership_dispatch::OnSend;
 
 use crate::handles::Handle;
-use crate::js::{Throw, check, collected_error};
-use crate::raw_tsfn::worker_delivered;
+use crate::js::{Throw, collected_error, napi_failed};
+use crate::raw::calls;
+use crate::raw::tsfn::worker_delivered;
 
 /// One `send` in progress: what its callbacks receive and where they leave what they throw. Lives on the `send`
 /// export's stack; [`SENDING`] points to it while `dispatcher_send` runs.
@@ -100,27 +101,14 @@ impl OnSend for JsCallback {
         };
         // A strong reference always yields its value.
         let Ok(function) = self.function() else { return };
-        let mut result = ptr::null_mut();
-        // SAFETY: the current scope is the `send` export's; `delivery.message` and `delivery.undefined` are values
-        // of it, `function` was just read. The call may re-enter our exports; none of them holds a borrow now.
-        let status = unsafe {
-            sys::napi_call_function(self.env, delivery.undefined, function, 1, &delivery.message, &mut result)
+        // The current scope is the `send` export's; `delivery.message` and `delivery.undefined` are values of it,
+        // `function` was just read. The call may re-enter our exports; none of them holds a borrow now. What it
+        // throws comes back as the value (`raw::calls`), taken so that the next callback runs; nothing is pending
+        // if JS can no longer run (a terminating worker).
+        let error = match calls::call_catching(self.env, delivery.undefined, function, &[delivery.message]) {
+            Ok(_) | Err(None) => return,
+            Err(Some(error)) => error,
         };
-        if status == sys::Status::napi_ok {
-            return;
-        }
-        // The callback threw (or JS can no longer run, e.g. a terminating worker: then nothing is pending).
-        let mut pending = false;
-        // SAFETY: plain queries of this environment.
-        let asked = unsafe { sys::napi_is_exception_pending(self.env, &mut pending) };
-        if asked != sys::Status::napi_ok || !pending {
-            return;
-        }
-        let mut error = ptr::null_mut();
-        // SAFETY: an exception is pending; taking it lets the next callback run.
-        if unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut error) } != sys::Status::napi_ok {
-            return;
-        }
         let mut errors = delivery.errors.borrow_mut();
         if errors.try_reserve(1).is_ok() {
             errors.push(error);
@@ -161,9 +149,11 @@ impl Drop for RestoreDelivery {
 pub(crate) fn throw_collected(env: sys::napi_env, delivery: &Delivery, dest: &str) -> Throw {
     let errors = delivery.errors.take();
     let count = errors.len() + delivery.unrecorded.get();
-    let thrown = collected_error(env, &errors, count, dest, true)
+    let thrown = collected_error(env, &errors, count, dest, true).and_then(|error| {
         // SAFETY: a value of this call's scope.
-        .and_then(|error| check(env, unsafe { sys::napi_throw(env, error) }, "napi_throw"));
+        let error = unsafe { Unknown::from_raw_unchecked(env, error) };
+        Env::from_raw(env).throw(error).map_err(|error| napi_failed(env, "napi_throw", error))
+    });
     match thrown {
         Ok(()) => Throw::Pending,
         Err(failure) => failure,

@@ -4,14 +4,18 @@
 
 use std::ptr;
 
-use napi::sys;
+use napi::bindgen_prelude::JsValue;
+use napi::{Env, sys};
 use napi_ownership_dispatch::Delivered;
 
 use crate::handles::Handle;
-use crate::js::{Throw, check, collected_error, create_double, emit_warning, is_error, take_exception};
+use crate::js::{
+    Throw, collected_error, create_double, emit_warning, is_error, napi_failed, take_exception, undefined,
+};
 use crate::posts::{PRODUCER_ERRORS_KEPT, Waiter};
 use crate::promises::{PendingPromise, Thrown};
-use crate::raw_tsfn::{Handles, Item, Marshal, Sink, Text};
+use crate::raw::calls;
+use crate::raw::tsfn::{Handles, Item, Marshal, Sink, Text};
 use crate::state::EnvCell;
 
 impl Sink for EnvCell {
@@ -115,34 +119,24 @@ pub(crate) fn deliver(
             }
         }
     };
-    let (mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut());
     if js_text.is_null() {
         let bytes = text.as_bytes();
-        // SAFETY: call_js's handle scope; `bytes` outlive the copy Node makes.
-        let status = unsafe {
-            sys::napi_create_string_utf8(env, bytes.as_ptr().cast(), bytes.len() as isize, js_text)
-        };
-        check(env, status, "napi_create_string_utf8")?;
-    }
-    // SAFETY: a local as out-parameter.
-    check(env, unsafe { sys::napi_get_undefined(env, &mut undefined) }, "napi_get_undefined")?;
-    // SAFETY: `function` was read from the live reference above; no state borrow is held (the callback may call
-    // any export, including cancel and shutdown).
-    let status = unsafe { sys::napi_call_function(env, undefined, function, 1, &*js_text, &mut result) };
-    let outcome = if status == sys::Status::napi_ok {
-        Outcome::Ran
-    } else {
-        let mut pending = false;
-        // SAFETY: plain queries of this environment.
-        let asked = unsafe { sys::napi_is_exception_pending(env, &mut pending) };
-        if asked != sys::Status::napi_ok || !pending {
-            return Ok(Outcome::Skipped); // JS cannot run any more (a terminating worker): it did not run
+        // SAFETY: call_js's handle scope; `bytes` (UTF-8: a copy of a `&str`) outlive the copy Node makes. napi-rs's
+        // unchecked constructor: one `napi_create_string_utf8`, no UTF-8 check of our own per message.
+        let string = unsafe {
+            Env::from_raw(env).create_string_from_c_char(bytes.as_ptr().cast(), bytes.len() as isize)
         }
-        let mut error = ptr::null_mut();
-        // SAFETY: an exception is pending; taking it is ours to report.
-        let status = unsafe { sys::napi_get_and_clear_last_exception(env, &mut error) };
-        check(env, status, "napi_get_and_clear_last_exception")?;
-        Outcome::Threw(error)
+        .map_err(|error| napi_failed(env, "napi_create_string_utf8", error))?;
+        *js_text = string.raw();
+    }
+    let undefined = undefined(env)?;
+    // `function` was read from the live reference above; no state borrow is held (the callback may call any export,
+    // including cancel and shutdown). What it throws comes back as the value (`raw::calls`), ours to report.
+    let outcome = match calls::call_catching(env, undefined, function, &[*js_text]) {
+        Ok(_) => Outcome::Ran,
+        Err(Some(error)) => Outcome::Threw(error),
+        // Nothing pending: JS cannot run any more (a terminating worker), so it did not run.
+        Err(None) => return Ok(Outcome::Skipped),
     };
     state_of(cell)?.posts.ledger.delivered += 1;
     Ok(outcome)

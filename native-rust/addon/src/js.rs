@@ -3,19 +3,16 @@
 //! what callbacks threw gathered into one error. No per-environment state.
 
 use std::ffi::CStr;
-use std::ptr;
 
-use napi::sys;
+use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue, Unknown};
+use napi::{Env, JsValue, ValueType, sys};
 
 use crate::error_codes::*;
-
-/// The JS error class of a thrown error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    Error,
-    TypeError,
-    RangeError,
-}
+pub(crate) use crate::raw::calls::take_exception;
+pub use crate::raw::values::ErrorClass;
+pub(crate) use crate::raw::values::data_property;
+use crate::raw::values::{ALL, NOT_ENUMERABLE};
+use crate::raw::{calls, values};
 
 /// Why a call did not return a value.
 #[derive(Debug)]
@@ -54,58 +51,13 @@ impl Throw {
     }
 
     /// Throws into `env`: a new error of the class with its message, then `code` *defined* on it
-    /// (`napi_define_properties`). Not napi-rs's `throw_*_error(msg, Some(code))`, nor a code given to
+    /// (`raw::values::throw_coded`). Not napi-rs's `throw_*_error(msg, Some(code))`, nor a code given to
     /// `napi_create_*_error`: both assign `code` with [[Set]], so a setter named `code` on
     /// `Object.prototype` or `Error.prototype` would run JS here (and could swallow the code).
     pub(crate) fn throw_into(self, env: sys::napi_env) {
         let Throw::New { class, code, message } = self else { return };
-        let _ = (|| -> Option<()> {
-            let ok = |status: sys::napi_status| (status == sys::Status::napi_ok).then_some(());
-            let (mut text, mut code_value, mut error) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-            // SAFETY: `env` is the live environment of the failing call; the out-params are locals and
-            // `message`/`code` are valid for their lengths.
-            unsafe {
-                ok(sys::napi_create_string_utf8(
-                    env,
-                    message.as_ptr().cast(),
-                    message.len() as isize,
-                    &mut text,
-                ))?;
-                ok(sys::napi_create_string_utf8(
-                    env,
-                    code.as_ptr().cast(),
-                    code.len() as isize,
-                    &mut code_value,
-                ))?;
-                ok(match class {
-                    ErrorClass::Error => sys::napi_create_error(env, ptr::null_mut(), text, &mut error),
-                    ErrorClass::TypeError => {
-                        sys::napi_create_type_error(env, ptr::null_mut(), text, &mut error)
-                    }
-                    ErrorClass::RangeError => {
-                        sys::napi_create_range_error(env, ptr::null_mut(), text, &mut error)
-                    }
-                })?;
-            }
-            let property = sys::napi_property_descriptor {
-                utf8name: c"code".as_ptr(),
-                name: ptr::null_mut(),
-                method: None,
-                getter: None,
-                setter: None,
-                value: code_value,
-                attributes: sys::PropertyAttributes::writable
-                    | sys::PropertyAttributes::enumerable
-                    | sys::PropertyAttributes::configurable,
-                data: ptr::null_mut(),
-            };
-            // SAFETY: `error` was just created; the descriptor's name is static and its value live.
-            unsafe {
-                ok(sys::napi_define_properties(env, error, 1, &property))?;
-                ok(sys::napi_throw(env, error))
-            }
-        })();
         // A failure here only happens while the environment is going away: nothing left to tell.
+        let _ = values::throw_coded(env, class, code, &message);
     }
 }
 
@@ -122,33 +74,44 @@ pub fn check(env: sys::napi_env, status: sys::napi_status, what: &str) -> Result
 #[cold]
 #[inline(never)]
 pub(crate) fn failed(env: sys::napi_env, status: sys::napi_status, what: &str) -> Throw {
-    let mut pending = false;
-    // SAFETY: `env` is the live environment of the current callback; `pending` is a local.
-    let asked = unsafe { sys::napi_is_exception_pending(env, &mut pending) };
-    if asked == sys::Status::napi_ok && pending {
+    if calls::exception_pending(env) {
         Throw::Pending
     } else {
         Throw::internal(&format!("{what} failed with Node-API status {status}"))
     }
 }
 
+/// For a failed napi-rs call: a JS exception it left pending propagates; anything else becomes an internal error
+/// naming the call.
+#[cold]
+#[inline(never)]
+pub(crate) fn napi_failed(env: sys::napi_env, what: &str, error: napi::Error) -> Throw {
+    if calls::exception_pending(env) {
+        Throw::Pending
+    } else {
+        Throw::internal(&format!("{what} failed: {} ({})", error.reason, error.status))
+    }
+}
+
 /// `typeof value` as the contract's messages spell it (`null` for null).
 pub fn type_name(env: sys::napi_env, value: sys::napi_value) -> Result<&'static str, Throw> {
-    let mut kind = sys::ValueType::napi_undefined;
-    // SAFETY: `value` is a live handle of the current callback scope; `kind` is a local.
-    let status = unsafe { sys::napi_typeof(env, value, &mut kind) };
-    check(env, status, "napi_typeof")?;
+    // SAFETY: `value` is a live handle of the current callback scope of `env`.
+    let value = unsafe { Unknown::from_raw_unchecked(env, value) };
+    let kind = value.get_type().map_err(|error| napi_failed(env, "napi_typeof", error))?;
     Ok(match kind {
-        sys::ValueType::napi_undefined => "undefined",
-        sys::ValueType::napi_null => "null",
-        sys::ValueType::napi_boolean => "boolean",
-        sys::ValueType::napi_number => "number",
-        sys::ValueType::napi_string => "string",
-        sys::ValueType::napi_symbol => "symbol",
-        sys::ValueType::napi_function => "function",
-        sys::ValueType::napi_bigint => "bigint",
-        // napi_object and napi_external: both are `typeof "object"` in JS.
-        _ => "object",
+        ValueType::Undefined => "undefined",
+        ValueType::Null => "null",
+        ValueType::Boolean => "boolean",
+        ValueType::Number => "number",
+        ValueType::String => "string",
+        ValueType::Symbol => "symbol",
+        ValueType::Function => "function",
+        // At feature `napi3` napi-rs has no `ValueType::BigInt` (it is `napi6`) and reports `napi_bigint` as
+        // `Unknown`: the one Node-API value type (of the ten, `napi_undefined`..`napi_bigint`) not matched above
+        // or below.
+        ValueType::Unknown => "bigint",
+        // Object and External: both are `typeof "object"` in JS.
+        ValueType::Object | ValueType::External => "object",
     })
 }
 
@@ -164,119 +127,63 @@ pub fn invalid_arg_type(env: sys::napi_env, what: &str, name: &str, value: sys::
 
 /// `String(value)` for a JS number, as JS prints it (`1.5`, `NaN`, `-1`, `1e+21`).
 pub fn number_to_string(env: sys::napi_env, value: sys::napi_value) -> Result<String, Throw> {
-    let mut string = ptr::null_mut();
     // SAFETY: `value` is a live number of the current scope; converting a number never runs JS.
-    let status = unsafe { sys::napi_coerce_to_string(env, value, &mut string) };
-    check(env, status, "napi_coerce_to_string")?;
-    // A number prints as ASCII in well under 32 bytes.
-    let mut buffer = [0u8; 32];
-    let mut written = 0usize;
-    // SAFETY: `buffer` has room for `buffer.len()` bytes including the NUL Node-API writes.
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(env, string, buffer.as_mut_ptr().cast(), buffer.len(), &mut written)
-    };
-    check(env, status, "napi_get_value_string_utf8")?;
-    Ok(String::from_utf8_lossy(&buffer[..written]).into_owned())
+    let value = unsafe { Unknown::from_raw_unchecked(env, value) };
+    let string =
+        value.coerce_to_string().map_err(|error| napi_failed(env, "napi_coerce_to_string", error))?;
+    let text = string.into_utf8().map_err(|error| napi_failed(env, "napi_get_value_string_utf8", error))?;
+    Ok(String::from_utf8_lossy(text.as_slice()).into_owned())
 }
 
-// Small value constructors used by the exports. Each is a single Node-API call.
+// Small value constructors used by the exports: napi-rs's conversions, each a single Node-API call that allocates
+// nothing on success.
 
 pub fn create_double(env: sys::napi_env, value: f64) -> CallResult {
-    let mut out = ptr::null_mut();
-    // SAFETY: `env` is the current callback's environment; `out` is a local.
-    let status = unsafe { sys::napi_create_double(env, value, &mut out) };
-    check(env, status, "napi_create_double")?;
-    Ok(out)
+    // SAFETY: `env` is the current callback's environment.
+    unsafe { f64::to_napi_value(env, value) }.map_err(|error| napi_failed(env, "napi_create_double", error))
 }
 
 pub fn get_boolean(env: sys::napi_env, value: bool) -> CallResult {
-    let mut out = ptr::null_mut();
-    // SAFETY: `env` is the current callback's environment; `out` is a local.
-    let status = unsafe { sys::napi_get_boolean(env, value, &mut out) };
-    check(env, status, "napi_get_boolean")?;
-    Ok(out)
+    // SAFETY: `env` is the current callback's environment.
+    unsafe { bool::to_napi_value(env, value) }.map_err(|error| napi_failed(env, "napi_get_boolean", error))
 }
 
+/// A BigInt (raw: napi-rs's `BigInt` needs `napi6`; see raw/values.rs).
 pub fn create_bigint_u64(env: sys::napi_env, value: u64) -> CallResult {
-    let mut out = ptr::null_mut();
-    // SAFETY: `env` is the current callback's environment; `out` is a local.
-    let status = unsafe { sys::napi_create_bigint_uint64(env, value, &mut out) };
-    check(env, status, "napi_create_bigint_uint64")?;
-    Ok(out)
+    values::create_bigint_u64(env, value).map_err(|status| failed(env, status, "napi_create_bigint_uint64"))
 }
 
-/// A plain object with the given own data properties, in order. Defined (`napi_define_properties`), never assigned:
-/// a setter of the same name on `Object.prototype` does not run, so building a result can never re-enter JS. Names
-/// are static C strings, so no allocation per name on our side.
-pub fn create_object(env: sys::napi_env, properties: &[(&CStr, sys::napi_value)]) -> CallResult {
-    const MAX: usize = 10;
-    debug_assert!(properties.len() <= MAX);
-    let mut object = ptr::null_mut();
-    // SAFETY: `env` is the current callback's environment; `object` is a local.
-    let status = unsafe { sys::napi_create_object(env, &mut object) };
-    check(env, status, "napi_create_object")?;
-    let descriptor = |(name, value): &(&CStr, sys::napi_value)| sys::napi_property_descriptor {
-        utf8name: name.as_ptr(),
-        name: ptr::null_mut(),
-        method: None,
-        getter: None,
-        setter: None,
-        value: *value,
-        attributes: sys::PropertyAttributes::writable
-            | sys::PropertyAttributes::enumerable
-            | sys::PropertyAttributes::configurable,
-        data: ptr::null_mut(),
-    };
-    let mut descriptors = [descriptor(&(c"", ptr::null_mut())); MAX];
-    let count = properties.len().min(MAX);
-    for (slot, property) in descriptors.iter_mut().zip(&properties[..count]) {
-        *slot = descriptor(property);
-    }
-    // SAFETY: `object` was just created; each descriptor's name is NUL-terminated and static, its value live.
-    let status = unsafe { sys::napi_define_properties(env, object, count, descriptors.as_ptr()) };
-    check(env, status, "napi_define_properties")?;
+/// `undefined`.
+pub(crate) fn undefined(env: sys::napi_env) -> CallResult {
+    // SAFETY: `env` is the current callback's environment.
+    unsafe { <()>::to_napi_value(env, ()) }.map_err(|error| napi_failed(env, "napi_get_undefined", error))
+}
+
+/// A plain object with the given own data properties, in order: napi-rs's `Object::new`, then the properties
+/// defined, never assigned (`raw::values::define_named`): a setter of the same name on `Object.prototype` does not
+/// run, so building a result can never re-enter JS. Names are static C strings, so no allocation per name.
+pub fn create_object(env: sys::napi_env, properties: &[(&'static CStr, sys::napi_value)]) -> CallResult {
+    let object = Object::new(&Env::from_raw(env))
+        .map_err(|error| napi_failed(env, "napi_create_object", error))?
+        .raw();
+    values::define_named(env, object, properties)
+        .map_err(|status| failed(env, status, "napi_define_properties"))?;
     Ok(object)
 }
 
-/// An own data property, defined (`napi_define_properties`), never assigned: a setter of the same name on a prototype
-/// (`Object.prototype.code`, `Array.prototype[0]`) neither runs nor swallows the value.
-pub(crate) fn data_property(
-    name: sys::napi_value,
-    value: sys::napi_value,
-    attributes: sys::napi_property_attributes,
-) -> sys::napi_property_descriptor {
-    sys::napi_property_descriptor {
-        utf8name: ptr::null(),
-        name,
-        method: None,
-        getter: None,
-        setter: None,
-        value,
-        attributes,
-        data: ptr::null_mut(),
-    }
-}
-
 pub(crate) fn create_string(env: sys::napi_env, text: &str) -> Result<sys::napi_value, Throw> {
-    let mut value = ptr::null_mut();
-    // SAFETY: `text` outlives the call that copies it; `value` is a local.
-    let status =
-        unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut value) };
-    check(env, status, "napi_create_string_utf8")?;
-    Ok(value)
+    // SAFETY: `text` outlives the call that copies it.
+    unsafe { <&str>::to_napi_value(env, text) }
+        .map_err(|error| napi_failed(env, "napi_create_string_utf8", error))
 }
 
+/// Defines own data properties (`raw::values::data_property`) on `object`: never assigned, so no setter runs.
 pub(crate) fn define(
     env: sys::napi_env,
     object: sys::napi_value,
     properties: &[sys::napi_property_descriptor],
 ) -> Result<(), Throw> {
-    if properties.is_empty() {
-        return Ok(());
-    }
-    // SAFETY: `object` and every descriptor's name and value are values of the current scope.
-    let status = unsafe { sys::napi_define_properties(env, object, properties.len(), properties.as_ptr()) };
-    check(env, status, "napi_define_properties")
+    values::define(env, object, properties).map_err(|status| failed(env, status, "napi_define_properties"))
 }
 
 /// What callbacks threw while delivering to `dest`, as one value: the thrown value itself if exactly one threw,
@@ -297,13 +204,9 @@ pub fn collected_error(
     if unwrap_single && count == 1 && errors.len() == 1 {
         return Ok(errors[0]);
     }
-    let all = sys::PropertyAttributes::writable
-        | sys::PropertyAttributes::enumerable
-        | sys::PropertyAttributes::configurable;
+    let napi_env = Env::from_raw(env);
     // 1. No JS runs in this part.
-    let mut array = ptr::null_mut();
-    // SAFETY: `array` is a local.
-    check(env, unsafe { sys::napi_create_array_with_length(env, 0, &mut array) }, "napi_create_array")?;
+    let array = napi_env.create_array(0).map_err(|error| napi_failed(env, "napi_create_array", error))?.raw();
     let mut elements = Vec::new();
     if elements.try_reserve_exact(errors.len()).is_err() {
         return Err(Throw::range_error(
@@ -312,7 +215,7 @@ pub fn collected_error(
         ));
     }
     for (index, error) in errors.iter().enumerate() {
-        elements.push(data_property(create_string(env, &index.to_string())?, *error, all));
+        elements.push(data_property(create_string(env, &index.to_string())?, *error, ALL));
     }
     define(env, array, &elements)?;
     let message = create_string(env, &format!("{count} callbacks threw while delivering to \"{dest}\""))?;
@@ -321,76 +224,41 @@ pub fn collected_error(
 
     // 2. JS may run from here (a getter, a patched constructor or iterator), and may call any export: nothing below
     // reads `errors` or `dest`.
-    let mut global = ptr::null_mut();
-    let mut constructor = ptr::null_mut();
-    let mut aggregate = ptr::null_mut();
-    // SAFETY: plain Node-API calls on this environment with locals as out-parameters.
-    unsafe {
-        check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
-        check(
-            env,
-            sys::napi_get_named_property(env, global, c"AggregateError".as_ptr(), &mut constructor),
-            "napi_get_named_property",
-        )?;
-        let args = [array, message];
-        check(
-            env,
-            sys::napi_new_instance(env, constructor, 2, args.as_ptr(), &mut aggregate),
-            "napi_new_instance",
-        )?;
-    }
+    // napi-rs's property read leaves what a getter threw pending (`napi_failed` propagates it); the construction is
+    // raw (`raw::calls::new_instance`), as napi-rs's `Function::new_instance` would clear what it threw.
+    let global = napi_env.get_global().map_err(|error| napi_failed(env, "napi_get_global", error))?;
+    let constructor = global
+        .get_named_property_unchecked::<Unknown>("AggregateError")
+        .map_err(|error| napi_failed(env, "napi_get_named_property", error))?;
+    let aggregate = calls::new_instance(env, constructor.raw(), &[array, message])
+        .map_err(|status| failed(env, status, "napi_new_instance"))?;
     // 3. Defined, as AggregateError's own `errors` is (not enumerable) and as Node's own errors carry `code`.
-    let not_enumerable = sys::PropertyAttributes::writable | sys::PropertyAttributes::configurable;
     define(
         env,
         aggregate,
-        &[data_property(code_name, code, all), data_property(errors_name, array, not_enumerable)],
+        &[data_property(code_name, code, ALL), data_property(errors_name, array, NOT_ENUMERABLE)],
     )?;
     Ok(aggregate)
 }
 
-/// The pending exception, cleared; `None` if there is none.
-pub(crate) fn take_exception(env: sys::napi_env) -> Option<sys::napi_value> {
-    let mut pending = false;
-    let mut error = ptr::null_mut();
-    // SAFETY: plain queries of this environment with locals as out-parameters.
-    unsafe {
-        if sys::napi_is_exception_pending(env, &mut pending) != sys::Status::napi_ok || !pending {
-            return None;
-        }
-        (sys::napi_get_and_clear_last_exception(env, &mut error) == sys::Status::napi_ok).then_some(error)
-    }
-}
-
-/// `process.emitWarning(error)`.
+/// `process.emitWarning(error)`. Whatever it throws is cleared: settling `done` after it would fail, and Node would
+/// report the leftover exception as a second warning.
 pub(crate) fn emit_warning(env: sys::napi_env, error: sys::napi_value) {
-    let (mut global, mut process, mut emit, mut result) =
-        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-    // SAFETY: plain Node-API calls on this environment with locals as out-parameters; a failure leaves at most a
-    // pending exception, which call_js clears.
-    unsafe {
-        if sys::napi_get_global(env, &mut global) != sys::Status::napi_ok
-            || sys::napi_get_named_property(env, global, c"process".as_ptr(), &mut process)
-                != sys::Status::napi_ok
-            || sys::napi_get_named_property(env, process, c"emitWarning".as_ptr(), &mut emit)
-                != sys::Status::napi_ok
-        {
-            return;
-        }
-        let _ = sys::napi_call_function(env, process, emit, 1, &error, &mut result);
-        // Whatever emitWarning threw must not stay pending: settling `done` after it would fail, and Node would report
-        // the leftover exception as a second warning.
-        let mut pending = false;
-        if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
-            let mut ignored = ptr::null_mut();
-            let _ = sys::napi_get_and_clear_last_exception(env, &mut ignored);
-        }
+    let napi_env = Env::from_raw(env);
+    let emit = || -> napi::Result<()> {
+        let process = napi_env.get_global()?.get_named_property_unchecked::<Object>("process")?;
+        let emit = process.get_named_property_unchecked::<Unknown>("emitWarning")?;
+        let _ = calls::call_catching(env, process.raw(), emit.raw(), &[error]);
+        Ok(())
+    };
+    if emit().is_err() {
+        // A getter threw (or `process` is gone): nothing may stay pending for call_js either.
+        let _ = take_exception(env);
     }
 }
 
 /// `value instanceof Error`, as Node-API sees it.
 pub(crate) fn is_error(env: sys::napi_env, value: sys::napi_value) -> bool {
-    let mut result = false;
-    // SAFETY: a plain Node-API query on a value of this environment's current scope.
-    unsafe { sys::napi_is_error(env, value, &mut result) == sys::Status::napi_ok && result }
+    // SAFETY: a value of this environment's current scope.
+    unsafe { Unknown::from_raw_unchecked(env, value) }.is_error().unwrap_or(false)
 }

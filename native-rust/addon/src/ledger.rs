@@ -3,9 +3,9 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use napi::sys;
+use napi::{Env, sys};
 
-use crate::js::{Throw, check};
+use crate::js::{Throw, napi_failed};
 
 /// Live bytes are reported to V8 once the unreported difference reaches this, and any single
 /// string at least this large is reported at once (docs/raw-contract.md).
@@ -68,17 +68,19 @@ impl SharedLedger {
             // everything it is given), but nothing prompts the collections that let it: the bounded-memory test fails.
             return Ok(());
         }
-        let mut total = 0i64;
-        // SAFETY: `env` is the environment of the current callback. This only tells V8's heap accounting; it may
-        // start a GC, which runs none of our code synchronously on Node (finalizers are deferred) and, elsewhere,
-        // only view finalizers, which touch atomics.
-        let status = unsafe { sys::napi_adjust_external_memory(env, batch, &mut total) };
-        if status != sys::Status::napi_ok {
-            self.unreported.fetch_add(batch, Ordering::Relaxed); // still owed
-        } else {
-            self.reported.fetch_add(batch, Ordering::Relaxed);
+        // napi-rs's `Env::adjust_external_memory` (one `napi_adjust_external_memory`). This only tells V8's heap
+        // accounting; it may start a GC, which runs none of our code synchronously on Node (finalizers are deferred)
+        // and, elsewhere, only view finalizers, which touch atomics.
+        match Env::from_raw(env).adjust_external_memory(batch) {
+            Ok(_) => {
+                self.reported.fetch_add(batch, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => {
+                self.unreported.fetch_add(batch, Ordering::Relaxed); // still owed
+                Err(napi_failed(env, "napi_adjust_external_memory", error))
+            }
         }
-        check(env, status, "napi_adjust_external_memory")
     }
 
     /// Records `delta` live bytes from any thread, without calling Node-API: reported by the JS thread's next batch.

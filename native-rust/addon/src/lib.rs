@@ -17,41 +17,46 @@
 //!
 //! napi-rs's own types carry what they can: every export but three is a `#[napi]` function with typed
 //! arguments (`bind.rs`), callbacks and promise settlers are `FunctionRef`s, views are
-//! `Uint8ArraySlice::from_external` with a finalize closure. Raw `napi::sys` is left where napi-rs 3.16.1 (at
-//! feature `napi3`, see raw_tsfn.rs) has no type for the job or its type would break the contract:
-//! - `fast.rs`: the measured fast path (`noop`, `print_and_return`, `free_string`);
-//! - `raw_tsfn.rs`: the threadsafe function (napi-rs's needs `napi4`, which leaks one per environment);
-//! - `lifecycle.rs`: instance data (`Env::{set,get}_instance_data` need `napi6`) and the cleanup hook;
-//! - `js.rs`: a coded error with `code` *defined* (napi-rs's `Error` assigns it with [[Set]]), result objects
-//!   with defined properties in one `napi_define_properties` (static names, no allocation per name),
-//!   `AggregateError`;
-//! - `strings.rs`: weak references to a view's buffer and array (napi-rs has weak references only to `#[napi]`
-//!   class instances); `args.rs`: strings read into a stack buffer (`send`/`post`: napi-rs's `String` allocates);
-//! - `callbacks.rs`, `delivery.rs`, `promises.rs`: calling a function with a value and taking back what it threw
-//!   as a value (napi-rs's `Function::call` turns it into an `Error`); the Promise executor is a raw
-//!   callback (`Env::create_function_from_closure` needs `napi5`); thrown values of any kind (napi-rs's `UnknownRef` does
-//!   not delete itself in Drop).
+//! `Uint8ArraySlice::from_external` with a finalize closure, values are made and read with napi-rs's conversions
+//! (`ToNapiValue`/`FromNapiValue`, `Object::new`, `Env::create_array`, `Env::get_global`, `JsValue::coerce_to_string`,
+//! `Env::adjust_external_memory`, `Env::add_env_cleanup_hook`, ...). Raw `napi::sys` *calls* sit in one module,
+//! [`raw`], whose doc comment is the fence: each submodule with the reason napi-rs 3.16.1 (at feature `napi3`) has no
+//! type for its job or its type would break the contract or the measured budget:
+//! - `raw::fast`: the measured fast path (`noop`, `print_and_return`, `free_string`);
+//! - `raw::tsfn`: the threadsafe function (napi-rs's needs `napi4`, which leaks one per environment);
+//! - `raw::instance`: instance data (`Env::{set,get}_instance_data` need `napi6`);
+//! - `raw::values`: errors with a *defined* `code`, result objects with defined properties (static names), BigInt
+//!   (`napi6` in napi-rs), the ArrayBuffer under a typed array;
+//! - `raw::calls`: calling a function and taking back what it threw as a value; pending-exception queries;
+//! - `raw::refs`: weak references to a view's buffer and array, strong references to thrown values of any kind;
+//! - `raw::utf8`: strings read into a buffer the caller owns (napi-rs's `String` allocates).
+//!
+//! Elsewhere the addon names `sys::napi_env` / `sys::napi_value` (napi-rs's own idiom for handles it has no type
+//! for) but calls no `sys::napi_*` function: `test/fence.test.ts` checks that.
 
 // napi-derive registers `#[napi]` items only outside `cfg(test)`, so a unit-test build sees them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
-// Module layers (each uses only those above it; no module imports one below it):
-//   error_codes, handles, js            — codes, handle bits and tables, Node-API helpers and `Throw`
+// Module layers (each uses only those above it; no module imports one below it). `raw`'s submodules sit in the
+// layers of what they serve:
+//   error_codes, handles                — codes, handle bits and tables
+//   raw::{values, calls, refs, utf8, instance} — raw Node-API calls that serve everything below (std and napi only)
+//   js                                  — Node-API helpers over napi-rs and `raw`, and `Throw`
 //   ledger, args                        — the contract's counters; decoding arguments
-//   strings, promises, raw_tsfn         — string bytes and views; promises and thrown values; the threadsafe function
+//   strings, promises, raw::tsfn        — string bytes and views; promises and thrown values; the threadsafe function
 //   callbacks, posts                    — boxed JS callbacks; who waits for delivery items
 //   state                               — the per-environment state that owns all of the above
 //   delivery, lifecycle                 — items processed on the JS thread; load and teardown
-//   bind, exports, fast                 — #[napi] glue; every export of the contract; the raw fast path
+//   bind, exports, raw::fast            — #[napi] glue; every export of the contract; the raw fast path
 mod error_codes;
 mod handles;
 mod js;
+mod raw;
 
 mod args;
 mod ledger;
 
 mod promises;
-mod raw_tsfn;
 mod strings;
 
 mod callbacks;
@@ -64,7 +69,6 @@ mod lifecycle;
 
 mod bind;
 mod exports;
-mod fast;
 
 use napi::bindgen_prelude::Object;
 use napi::{Env, JsValue};
@@ -76,5 +80,5 @@ use napi_derive::napi;
 pub fn init(exports: Object<'_>, env: Env) -> napi::Result<()> {
     let raw_env = env.raw();
     let state = lifecycle::env_state(raw_env)?;
-    fast::define_all(raw_env, exports.raw(), state).map_err(napi::Error::from)
+    raw::fast::define_all(raw_env, exports.raw(), state).map_err(napi::Error::from)
 }

@@ -8,7 +8,7 @@ use crate::error_codes::*;
 use crate::js::{CallResult, Throw, create_double, create_object};
 use crate::ledger::{PostLedger, ProducerLedger};
 use crate::promises::{PendingPromise, PromiseKit, Thrown};
-use crate::raw_tsfn::Marshal;
+use crate::raw::tsfn::Marshal;
 
 /// A post's promise cannot hold more errors than it has callbacks; a producer's keeps this many (and counts all).
 pub(crate) const PRODUCER_ERRORS_KEPT: usize = 100;
@@ -103,8 +103,7 @@ impl Posts {
     /// One more reason to keep the event loop alive.
     pub(crate) fn hold(&mut self, env: sys::napi_env, marshal: &Marshal) {
         if self.keepalive == 0 {
-            // SAFETY: JS thread; our threadsafe function (not released: JS is running).
-            let _ = unsafe { sys::napi_ref_threadsafe_function(env, marshal.tsfn()) };
+            marshal.hold_loop(env);
         }
         self.keepalive += 1;
     }
@@ -113,8 +112,7 @@ impl Posts {
     pub(crate) fn unhold(&mut self, env: sys::napi_env, marshal: &Marshal) {
         self.keepalive -= 1;
         if self.keepalive == 0 {
-            // SAFETY: as in `hold`.
-            let _ = unsafe { sys::napi_unref_threadsafe_function(env, marshal.tsfn()) };
+            marshal.release_loop(env);
         }
     }
 }

@@ -7,18 +7,20 @@
 use std::cell::Cell;
 use std::ptr;
 
-use napi::bindgen_prelude::{FromNapiValue, Function, FunctionRef, JsValue};
+use napi::bindgen_prelude::{FromNapiValue, Function, FunctionRef, JsObjectValue, JsValue, Unknown};
 use napi::{Env, sys};
 
-use crate::js::{Throw, check};
+use crate::js::{Throw, failed, napi_failed, undefined};
+use crate::raw::calls;
+use crate::raw::refs::Reference;
 
 /// Values thrown by callbacks, kept alive by strong references until they are handed to JS (or dropped). Raw
-/// `napi_ref`s with a Drop of our own: a thrown value may be anything, and napi 3.16.1's references to non-function
-/// values (`UnknownRef`, `ObjectRef`) do not delete themselves in Drop (they print a warning and leak unless
-/// `unref(env)` is called), so a Drop would be needed around them anyway.
+/// references (`raw::refs`) with a Drop of our own: a thrown value may be anything, and napi 3.16.1's references to
+/// non-function values (`UnknownRef`, `ObjectRef`) do not delete themselves in Drop (they print a warning and leak
+/// unless `unref(env)` is called), so a Drop would be needed around them anyway.
 pub struct Thrown {
     pub(crate) env: sys::napi_env,
-    pub(crate) refs: Vec<sys::napi_ref>,
+    pub(crate) refs: Vec<Reference>,
     /// How many were thrown (those beyond what could be kept are still counted).
     pub(crate) count: usize,
 }
@@ -34,9 +36,8 @@ impl Thrown {
         if self.refs.len() >= limit || self.refs.try_reserve(1).is_err() {
             return;
         }
-        let mut reference = ptr::null_mut();
-        // SAFETY: `error` is a value of the current scope; count 1 makes the reference strong. Deleted in Drop.
-        if unsafe { sys::napi_create_reference(self.env, error, 1, &mut reference) } == sys::Status::napi_ok {
+        // Deleted in Drop.
+        if let Ok(reference) = Reference::strong(self.env, error) {
             self.refs.push(reference);
         }
     }
@@ -51,15 +52,7 @@ impl Thrown {
     /// The kept values, in order (their references are deleted when `self` drops).
     pub(crate) fn values(&self) -> Vec<sys::napi_value> {
         let mut values = Vec::with_capacity(self.refs.len());
-        for &reference in &self.refs {
-            let mut value = ptr::null_mut();
-            // SAFETY: our live strong reference.
-            if unsafe { sys::napi_get_reference_value(self.env, reference, &mut value) }
-                == sys::Status::napi_ok
-            {
-                values.push(value);
-            }
-        }
+        values.extend(self.refs.iter().filter_map(|reference| reference.value(self.env)));
         values
     }
 }
@@ -67,8 +60,8 @@ impl Thrown {
 impl Drop for Thrown {
     fn drop(&mut self) {
         for reference in self.refs.drain(..) {
-            // SAFETY: created by `record` on this environment (JS thread, where Thrown lives), deleted once here.
-            let _ = unsafe { sys::napi_delete_reference(self.env, reference) };
+            // Created by `record` on this environment (JS thread, where Thrown lives), deleted once here.
+            reference.delete(self.env);
         }
     }
 }
@@ -100,20 +93,14 @@ fn keep(env: sys::napi_env, value: sys::napi_value) -> Option<FunctionRef<(), ()
 
 /// The executor of `new Promise(executor)`: keeps strong references to its `resolve` and `reject` in [`CAPTURED`].
 /// A raw `napi_callback` (for `Env::create_function`): napi-rs makes a function from a closure only with feature
-/// `napi5`, which turns on `napi4` (see raw_tsfn.rs).
+/// `napi5`, which turns on `napi4` (see raw/tsfn.rs).
 ///
 /// # Safety
 /// Called by V8 (through Node-API) only, synchronously inside `napi_new_instance` in [`PendingPromise::create`].
 unsafe extern "C" fn capture_executor(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let mut argc = 2;
-    let mut args = [ptr::null_mut(); 2];
-    // SAFETY: `info` is this call's; `args` has room for two values (missing ones read as undefined).
-    let status = unsafe {
-        sys::napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
-    };
-    if status != sys::Status::napi_ok {
+    let Some(args) = calls::callback_args::<2>(env, info) else {
         return ptr::null_mut();
-    }
+    };
     // Owned by the PendingPromise that takes them from CAPTURED; one that could not be made drops the other.
     let (Some(resolve), Some(reject)) = (keep(env, args[0]), keep(env, args[1])) else {
         return ptr::null_mut();
@@ -135,20 +122,15 @@ pub(crate) struct PromiseKit {
 impl PromiseKit {
     /// Looks `Promise` up on `globalThis` (a getter may run JS) and makes the executor.
     pub(crate) fn new(env: sys::napi_env) -> Result<Self, Throw> {
-        let (mut global, mut constructor) = (ptr::null_mut(), ptr::null_mut());
-        // SAFETY: plain Node-API calls with locals as out-parameters. Raw, so that an exception a getter for
-        // `globalThis.Promise` throws stays pending for the caller (napi-rs would turn it into an `Error`).
-        unsafe {
-            check(env, sys::napi_get_global(env, &mut global), "napi_get_global")?;
-            check(
-                env,
-                sys::napi_get_named_property(env, global, c"Promise".as_ptr(), &mut constructor),
-                "napi_get_named_property",
-            )?;
-        }
+        // napi-rs's property read leaves an exception a getter for `globalThis.Promise` throws pending, and
+        // `napi_failed` propagates it to the caller.
+        let constructor = Env::from_raw(env)
+            .get_global()
+            .and_then(|global| global.get_named_property_unchecked::<Unknown>("Promise"))
+            .map_err(|error| napi_failed(env, "napi_get_named_property", error))?;
         let internal = |error: napi::Error| Throw::internal(&error.reason);
         // SAFETY: a value of the current scope (kept only as a reference; called through Node-API).
-        let constructor = unsafe { Function::<(), ()>::from_napi_value(env, constructor) }
+        let constructor = unsafe { Function::<(), ()>::from_napi_value(env, constructor.raw()) }
             .and_then(|function| function.create_ref())
             .map_err(internal)?;
         let executor = Env::from_raw(env)
@@ -178,14 +160,14 @@ impl PendingPromise {
         constructor: sys::napi_value,
         executor: sys::napi_value,
     ) -> Result<(PendingPromise, sys::napi_value), Throw> {
-        let mut promise = ptr::null_mut();
         let outer = CAPTURED.take(); // an outer construction's (see CAPTURED); put back below, on every path
-        // SAFETY: values of the current scope. Runs JS: promise hooks, or a patched constructor (see `new_promise`).
-        let status = unsafe { sys::napi_new_instance(env, constructor, 1, &executor, &mut promise) };
+        // Runs JS: promise hooks, or a patched constructor (see `new_promise`). Raw (`raw::calls`): what it throws
+        // stays pending for the caller.
+        let created = calls::new_instance(env, constructor, &[executor]);
         // Ownership of the two references moves from the executor's hand-off to the PendingPromise (or, on
         // failure, they drop here).
         let captured = CAPTURED.replace(outer);
-        check(env, status, "napi_new_instance")?;
+        let promise = created.map_err(|status| failed(env, status, "napi_new_instance"))?;
         let (resolve, reject) =
             captured.ok_or_else(|| Throw::internal("the Promise executor was not called"))?;
         Ok((PendingPromise { env, resolve, reject }, promise))
@@ -199,14 +181,11 @@ impl PendingPromise {
         };
         let env = Env::from_raw(self.env);
         let Ok(function) = function.borrow_back(&env).map(|function| function.raw()) else { return };
-        let (mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut());
-        // SAFETY: `function` is the value of our live reference in the current scope. Resolving or rejecting can
-        // run JS (a promise hook; resolving with a thenable): `self` was moved out of the state, and the caller
-        // holds no borrow of it.
-        unsafe {
-            if sys::napi_get_undefined(self.env, &mut undefined) == sys::Status::napi_ok {
-                let _ = sys::napi_call_function(self.env, undefined, function, 1, &value, &mut result);
-            }
+        // `function` is the value of our live reference in the current scope. Resolving or rejecting can run JS (a
+        // promise hook; resolving with a thenable): `self` was moved out of the state, and the caller holds no
+        // borrow of it. What it throws stays pending, as before.
+        if let Ok(undefined) = undefined(self.env) {
+            let _ = calls::call_function(self.env, undefined, function, &[value]);
         }
     }
 }

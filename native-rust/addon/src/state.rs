@@ -15,7 +15,7 @@ use crate::handles::HandleTable;
 use crate::js::Throw;
 use crate::ledger::{HandlerLedger, ProducerLedger, SharedLedger, StringLedger};
 use crate::posts::{Posts, ProducerSlot};
-use crate::raw_tsfn::Marshal;
+use crate::raw::tsfn::Marshal;
 use crate::strings::NativeString;
 
 /// Everything one environment owns. Instance data owns the cell; every export borrows it through its callback data.

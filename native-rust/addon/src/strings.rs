@@ -7,23 +7,26 @@
 //! let go, so native code a view was handed to (fs, zlib, a socket) never reads freed memory.
 
 use std::ffi::c_char;
-use std::ptr::{self, NonNull};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::error_codes::*;
-use napi::bindgen_prelude::{JsValue, ToNapiValue, Uint8ArraySlice};
+use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, JsValue, ToNapiValue, Uint8ArraySlice};
 use napi::{Env, sys};
 use napi_ownership_core::{self as core, CopyError, CoreString};
 
-use crate::js::{CallResult, Throw, check};
+use crate::js::{CallResult, Throw, failed, napi_failed};
 use crate::ledger::SharedLedger;
+use crate::raw::refs::Reference;
+use crate::raw::values;
 
 /// Weak references to the newest view of a live string (the ArrayBuffer and the Uint8Array), so
 /// `string_view` can hand the same Uint8Array out again while it lives. They own nothing.
+/// Raw Node-API references (`raw::refs`): napi-rs has weak references only to `#[napi]` class instances.
 pub(crate) struct View {
-    pub(crate) buffer: sys::napi_ref,
-    pub(crate) array: sys::napi_ref,
+    pub(crate) buffer: Reference,
+    pub(crate) array: Reference,
 }
 
 /// A string's bytes once a view has lent them to JS (seed 004's MemoryGuard: whoever can reach the
@@ -179,15 +182,14 @@ impl NativeString {
         // Reuse the view while it lives; else a new Uint8Array over a still-living buffer (which
         // already holds its share).
         if let Some(view) = &mut self.view {
-            if let Some(array) = reference_value(env, view.array) {
+            if let Some(array) = view.array.value(env) {
                 return Ok(array);
             }
-            if let Some(buffer) = reference_value(env, view.buffer) {
+            if let Some(buffer) = view.buffer.value(env) {
                 let array = create_uint8array(env, buffer, len)?;
                 let reference = weak_reference(env, array)?;
-                // SAFETY: the old reference is ours and its value was collected.
-                let _ = unsafe { sys::napi_delete_reference(env, view.array) };
-                view.array = reference;
+                // The old reference is ours and its value was collected.
+                std::mem::replace(&mut view.array, reference).delete(env);
                 return Ok(array);
             }
         }
@@ -249,10 +251,14 @@ impl NativeString {
         let array = array.raw();
         let buffer = array_buffer_of(env, array)?;
         let buffer_ref = weak_reference(env, buffer)?;
-        let array_ref = weak_reference(env, array).inspect_err(|_| {
-            // SAFETY: `buffer_ref` was created just above and is not stored anywhere.
-            let _ = unsafe { sys::napi_delete_reference(env, buffer_ref) };
-        })?;
+        let array_ref = match weak_reference(env, array) {
+            Ok(array_ref) => array_ref,
+            Err(thrown) => {
+                // `buffer_ref` was created just above and is not stored anywhere.
+                buffer_ref.delete(env);
+                return Err(thrown);
+            }
+        };
         self.view = Some(View { buffer: buffer_ref, array: array_ref });
         Ok(array)
     }
@@ -304,32 +310,16 @@ fn view_released(pointer: NonNull<SharedBytes>) {
     }));
 }
 
-/// The ArrayBuffer under a Uint8Array of this call.
+/// The ArrayBuffer under a Uint8Array of this call (raw: napi-rs's `TypedArray` does not give it; raw/values.rs).
 fn array_buffer_of(env: sys::napi_env, array: sys::napi_value) -> Result<sys::napi_value, Throw> {
-    let (mut kind, mut len, mut data, mut buffer, mut offset) =
-        (sys::TypedarrayType::uint8_array, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
-    // SAFETY: `array` is a Uint8Array just made in this call's scope; out-params are locals.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(env, array, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
-    };
-    check(env, status, "napi_get_typedarray_info")?;
-    Ok(buffer)
+    values::array_buffer_of(env, array).map_err(|status| failed(env, status, "napi_get_typedarray_info"))
 }
 
 pub(crate) fn delete_view_refs(env: sys::napi_env, view: View) {
-    for reference in [view.array, view.buffer] {
-        // SAFETY: both references were created by `string_view` for this env and are deleted only
-        // here, once, when their string leaves the table.
-        let _ = unsafe { sys::napi_delete_reference(env, reference) };
-    }
-}
-
-/// The value behind a weak reference, or `None` once it has been collected.
-pub(crate) fn reference_value(env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::napi_value> {
-    let mut value = ptr::null_mut();
-    // SAFETY: `reference` is a live reference of this env (deleted only with its slot).
-    let status = unsafe { sys::napi_get_reference_value(env, reference, &mut value) };
-    (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
+    // Both references were created by `string_view` for this env and are deleted only here, once, when their
+    // string leaves the table (or its view is replaced).
+    view.array.delete(env);
+    view.buffer.delete(env);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,22 +371,20 @@ pub(crate) fn copy_error(error: CopyError, len: usize) -> Throw {
     }
 }
 
+/// A Uint8Array over all `len` bytes of a live ArrayBuffer (napi-rs's `Uint8ArraySlice::from_arraybuffer`: one
+/// `napi_get_arraybuffer_info`, one `napi_create_typedarray`).
 pub(crate) fn create_uint8array(env: sys::napi_env, buffer: sys::napi_value, len: usize) -> CallResult {
-    let mut array = ptr::null_mut();
-    // SAFETY: `buffer` is a live ArrayBuffer of exactly `len` bytes.
-    let status = unsafe {
-        sys::napi_create_typedarray(env, sys::TypedarrayType::uint8_array, len, buffer, 0, &mut array)
-    };
-    check(env, status, "napi_create_typedarray")?;
-    Ok(array)
+    // SAFETY: `buffer` is a live ArrayBuffer of this call's scope, of exactly `len` bytes.
+    let buffer = unsafe { ArrayBuffer::from_napi_value(env, buffer) }
+        .map_err(|error| napi_failed(env, "napi_get_arraybuffer_info", error))?;
+    let array = Uint8ArraySlice::from_arraybuffer(&buffer, 0, len)
+        .map_err(|error| napi_failed(env, "napi_create_typedarray", error))?;
+    Ok(array.raw())
 }
 
-pub(crate) fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<sys::napi_ref, Throw> {
-    let mut reference = ptr::null_mut();
-    // SAFETY: `value` is a live object; a count of 0 makes the reference weak.
-    let status = unsafe { sys::napi_create_reference(env, value, 0, &mut reference) };
-    check(env, status, "napi_create_reference")?;
-    Ok(reference)
+/// A weak reference (`raw::refs`) to an object of this call.
+pub(crate) fn weak_reference(env: sys::napi_env, value: sys::napi_value) -> Result<Reference, Throw> {
+    Reference::weak(env, value).map_err(|status| failed(env, status, "napi_create_reference"))
 }
 
 /// A view that is a copy, where the runtime refuses external buffers
@@ -433,6 +421,6 @@ mod tests {
             code(b"a\xff"),
             (ERR_INVALID_UTF8, "input is not valid UTF-8 (first bad byte at offset 1)".into())
         );
-        assert!(copy_in_core(ptr::null(), 0).is_ok(), "an empty Uint8Array may have no data pointer");
+        assert!(copy_in_core(std::ptr::null(), 0).is_ok(), "an empty Uint8Array may have no data pointer");
     }
 }

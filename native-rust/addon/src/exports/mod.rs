@@ -1,4 +1,4 @@
-//! Every export of the contract except the raw fast path (fast.rs), as `#[napi]` functions, and the small ones
+//! Every export of the contract except the raw fast path (raw/fast.rs), as `#[napi]` functions, and the small ones
 //! here: `noop_view`, `stats`.
 
 mod posts;

@@ -12,7 +12,7 @@ use crate::handles::{Handle, HandleError, Kind};
 use crate::js::{Throw, create_double, create_object};
 use crate::posts::{ProducerSlot, ProducerWaiter, Waiter};
 use crate::promises::{PendingPromise, PromiseKit, Thrown};
-use crate::raw_tsfn::{Item, message_item};
+use crate::raw::tsfn::{Item, message_item};
 use crate::state::{EnvCell, EnvState};
 
 /// A new promise of this environment and what settles it. Holds no borrow of the state while JS can run: making the

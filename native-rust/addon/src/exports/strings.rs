@@ -78,7 +78,7 @@ pub fn finalize_string(env: Env, handle: HandleArg<StringKind>) -> napi::Result<
 }
 
 // ---------------------------------------------------------------------------------------------
-// The idiomatic twins of the fast path (fast.rs): the same contract, table and errors, as ordinary `#[napi]`
+// The idiomatic twins of the fast path (raw/fast.rs): the same contract, table and errors, as ordinary `#[napi]`
 // functions with typed arguments, for `npm run bench` to put the cost of napi-rs's wrapper beside the raw one.
 
 /// `noop_idiomatic()`: the floor of a `#[napi]` call.

@@ -16,11 +16,10 @@
 //! callback is the JS argument itself (no string is created), and nothing is allocated unless a callback throws.
 //!
 //! The same `JsCallback` also receives posted messages, which the dispatcher delivers on its worker thread: there it
-//! only records its subscription *handle* for the message's item (see callbacks.rs and raw_tsfn.rs), so it must be `Sync`, and it is:
+//! only records its subscription *handle* for the message's item (see callbacks.rs and raw/tsfn.rs), so it must be `Sync`, and it is:
 //! off the JS thread it reads nothing but one immutable plain value.
 
 use std::cell::{Cell, RefCell};
-use std::ptr;
 
 use napi::{Env, sys};
 use napi_derive::napi;
@@ -31,7 +30,7 @@ use crate::bind::{Callback, Dest, HandleArg, Message, OptionalDest, Subscription
 use crate::callbacks::{Delivery, JsCallback, RestoreDelivery, SENDING, throw_collected};
 use crate::error_codes::*;
 use crate::handles::{Handle, HandleError, Kind};
-use crate::js::{CallResult, Throw, check, create_double, create_object};
+use crate::js::{CallResult, Throw, create_double, create_object, undefined};
 use crate::ledger::HandlerLedger;
 use crate::state::{EnvCell, EnvState};
 
@@ -165,9 +164,7 @@ pub fn subscription_active(env: Env, handle: HandleArg<SubscriptionKind>) -> nap
 pub fn send(env: Env, dest: Dest, message: Message) -> napi::Result<f64> {
     run(&env, |cell| {
         let raw = env.raw();
-        let mut undefined = ptr::null_mut();
-        // SAFETY: `undefined` is a local.
-        check(raw, unsafe { sys::napi_get_undefined(raw, &mut undefined) }, "napi_get_undefined")?;
+        let undefined = undefined(raw)?;
         let delivery = Delivery {
             env: raw,
             message: message.value,

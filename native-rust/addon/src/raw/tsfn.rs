@@ -134,6 +134,18 @@ impl Marshal {
         }
     }
 
+    /// Keeps the event loop alive while the threadsafe function has work (`napi_ref_threadsafe_function`). JS thread.
+    pub(crate) fn hold_loop(&self, env: sys::napi_env) {
+        // SAFETY: JS thread; our threadsafe function (not released: JS is running).
+        let _ = unsafe { sys::napi_ref_threadsafe_function(env, self.tsfn()) };
+    }
+
+    /// Lets the event loop exit although the threadsafe function lives (`napi_unref_threadsafe_function`). JS thread.
+    pub(crate) fn release_loop(&self, env: sys::napi_env) {
+        // SAFETY: as in `hold_loop`.
+        let _ = unsafe { sys::napi_unref_threadsafe_function(env, self.tsfn()) };
+    }
+
     /// Items on the threadsafe function, not yet processed.
     pub fn queued(&self) -> u64 {
         self.queued.load(Ordering::Relaxed)
