@@ -193,6 +193,15 @@ const mutants: Mutant[] = [
     verdicts: [],
     evidence: /keeps memory bounded/,
   },
+  {
+    id: 10,
+    bug: "a Rust threadsafe-function item not freed when Node drains the queue with a NULL env (napi 3.16.1's ThreadsafeFunction's bug, which raw/tsfn.rs's call_js avoids)",
+    backend: 'rust',
+    scenario: 'exit-during-delivery',
+    build: () => rustMutant('tsfn-item-leaked'),
+    verdicts: ['leak'],
+    evidence: /napi_ownership_rust::raw::tsfn::Marshal::enqueue/, // the item the queue held, never rebuilt
+  },
 ];
 
 mkdirSync(mutantsDir, { recursive: true });

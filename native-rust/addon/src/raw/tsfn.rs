@@ -355,7 +355,7 @@ unsafe extern "C" fn call_js<S: Sink>(
         // Teardown: no JS, no state. Freed here: the message copy or the record.
         #[cfg(not(feature = "seed-bug-tsfn-item-leaked"))]
         drop(item);
-        // Seeded bug 4 (leak-test self-test builds only): napi-rs's ThreadsafeFunction behaviour, the item is
+        // Seeded bug 10 (leak-self-test mutant 10; self-test builds only): napi-rs's ThreadsafeFunction behaviour, the item is
         // leaked. black_box keeps the optimiser from treating the pointer as dead and the leak as removable.
         #[cfg(feature = "seed-bug-tsfn-item-leaked")]
         std::hint::black_box(Box::into_raw(item));
