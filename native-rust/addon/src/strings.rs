@@ -66,9 +66,10 @@ pub struct NativeString {
 impl NativeString {
     pub(crate) fn as_ptr(&self) -> *mut c_char {
         match &self.bytes {
-            Bytes::Owned(bytes) => bytes.as_mut_ptr().cast(),
+            // The address only (`as_ptr`, not `as_mut_ptr`, which marks the bytes lent to a writer).
+            Bytes::Owned(bytes) => bytes.as_ptr().cast_mut(),
             // SAFETY: the slot holds a share, so the SharedBytes is alive.
-            Bytes::Shared(shared) => unsafe { shared.as_ref() }.bytes.as_mut_ptr().cast(),
+            Bytes::Shared(shared) => unsafe { shared.as_ref() }.bytes.as_ptr().cast_mut(),
         }
     }
 

@@ -264,12 +264,15 @@ impl From<Failure> for CopyError {
 ///
 /// The bytes may be lent to JS (an external ArrayBuffer) through [`as_mut_ptr`](Self::as_mut_ptr), and JS may
 /// write a 0 byte through such a view; Drop repairs the terminator before freeing, so `CString::from_raw`
-/// (which re-measures with `strlen`) always rebuilds the allocation it made.
+/// (which re-measures with `strlen`) always rebuilds the allocation it made. A string never lent skips that scan
+/// (for 1 MiB it is a pass over every byte on each free).
 #[derive(Debug)]
 pub struct CoreString {
     ptr: std::ptr::NonNull<c_char>,
     /// Bytes without the NUL.
     len: usize,
+    /// Set once [`as_mut_ptr`](Self::as_mut_ptr) handed the address to a writer: Drop must repair the terminator.
+    lent: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: a CoreString uniquely owns a heap allocation of this crate's allocator; nothing about it is tied to a
@@ -292,7 +295,7 @@ impl CoreString {
         let copy = unsafe { print_and_return_len(bytes.as_ptr(), bytes.len(), &mut status, &mut offset) };
         match (std::ptr::NonNull::new(copy), status) {
             // Ownership moves from the C ABI to this value: freed by `free_string` when it drops.
-            (Some(ptr), NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString { ptr, len: bytes.len() }),
+            (Some(ptr), NAPI_OWNERSHIP_STATUS_OK) => Ok(CoreString::owned(ptr, bytes.len())),
             (_, NAPI_OWNERSHIP_STATUS_INTERIOR_NUL) => Err(CopyError::InteriorNul { offset }),
             (_, NAPI_OWNERSHIP_STATUS_INVALID_UTF8) => Err(CopyError::InvalidUtf8 { offset }),
             // ALLOC_FAILED, and NULL_INPUT, which a slice never is.
@@ -317,7 +320,12 @@ impl CoreString {
         let string = check_and_seal(buffer).map_err(|failure| FillError::Copy(CopyError::from(failure)))?;
         // Ownership moves from the CString to this value: `free_string` (CString::from_raw) frees it when it drops.
         let ptr = std::ptr::NonNull::new(string.into_raw()).expect("CString::into_raw is never NULL");
-        Ok(CoreString { ptr, len: written })
+        Ok(CoreString::owned(ptr, written))
+    }
+
+    /// Takes ownership of a sealed string of the core (`CString::into_raw`) of `len` bytes, not lent.
+    fn owned(ptr: std::ptr::NonNull<c_char>, len: usize) -> Self {
+        CoreString { ptr, len, lent: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// Bytes without the NUL.
@@ -338,6 +346,8 @@ impl CoreString {
     /// stays valid until this value drops; whoever lends it must keep this value alive while the borrower can
     /// reach the bytes.
     pub fn as_mut_ptr(&self) -> *mut u8 {
+        // Relaxed: Drop reads it through `&mut self`, after whatever handed this value over synchronised.
+        self.lent.store(true, std::sync::atomic::Ordering::Relaxed);
         self.ptr.as_ptr().cast()
     }
 
@@ -354,7 +364,9 @@ impl CoreString {
 
 impl Drop for CoreString {
     fn drop(&mut self) {
-        self.restore_terminator();
+        if *self.lent.get_mut() {
+            self.restore_terminator();
+        }
         // SAFETY: `ptr` came from `print_and_return_len` and this is its only owner, so it is freed exactly once,
         // with its terminator the first 0 byte (restored above).
         unsafe { free_string(self.ptr.as_ptr()) };
@@ -383,8 +395,10 @@ mod tests {
                     assert_eq!(a.len(), b.len());
                     // SAFETY: both are live strings of the core with `len()` bytes.
                     let (a, b) = unsafe {
-                        (std::slice::from_raw_parts(a.as_mut_ptr(), a.len()).to_vec(),
-                         std::slice::from_raw_parts(b.as_mut_ptr(), b.len()).to_vec())
+                        (
+                            std::slice::from_raw_parts(a.as_mut_ptr(), a.len()).to_vec(),
+                            std::slice::from_raw_parts(b.as_mut_ptr(), b.len()).to_vec(),
+                        )
                     };
                     assert_eq!(a, b);
                 }
@@ -392,7 +406,10 @@ mod tests {
                 (a, b) => panic!("copy {a:?} but fill {b:?}"),
             }
         }
-        assert_eq!(CoreString::fill(8, |_| Err::<usize, &str>("writer failed")).unwrap_err(), FillError::Fill("writer failed"));
+        assert_eq!(
+            CoreString::fill(8, |_| Err::<usize, &str>("writer failed")).unwrap_err(),
+            FillError::Fill("writer failed")
+        );
         // A writer that writes less than it was given room for: the string is what it wrote.
         let short = CoreString::fill(8, |room| {
             room[0].write(b'x');
