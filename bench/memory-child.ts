@@ -2,7 +2,11 @@
  * One run of `npm run bench:memory` (bench/memory.ts starts it, one process per way and backend, so no run inherits
  * another's heap):
  *
- *   node --expose-gc --import tsx bench/memory-child.ts <strings|subscriptions> <way> <cpp|rust> <cycles> <every> <out.json>
+ *   node --expose-gc memory-child.mjs <strings|subscriptions> <way> <cpp|rust> <cycles> <every> <out.json>
+ *
+ * bench/memory.ts compiles this file to plain JS importing the built package (dist/), so each run measures the
+ * library as users load it. By hand, `node --expose-gc --import tsx bench/memory-child.ts …` works too, with tsx's
+ * loader adding ~32 MiB to every RSS figure.
  *
  * strings, one 1 KiB string a cycle:
  *   explicit   printAndReturn(s).free()

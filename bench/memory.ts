@@ -22,7 +22,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ts from 'typescript';
 import type { Kind, RunResult } from './memory-child.js';
 import { COLORS, renderChart, type Series } from './svg.js';
 
@@ -35,13 +36,32 @@ const childFile = fileURLToPath(new URL('./memory-child.ts', import.meta.url));
 const backends = ['cpp', 'rust'] as const;
 const tmp = mkdtempSync(join(tmpdir(), 'napi-ownership-memory-'));
 
+// Each child runs the package as its users load it: compiled JS from dist/, under plain node. Not through tsx: its
+// loader thread alone adds ~32 MiB of RSS to every process (Node 20: 79 MiB against 47 MiB with both addons loaded),
+// which is the bench's cost, not the library's, and would sit under every peak below.
+const built = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+if (built.status !== 0) throw new Error('tsc -p tsconfig.build.json failed');
+const childSource = readFileSync(childFile, 'utf8');
+const SRC_IMPORT = "from '../src/index.js'";
+if (!childSource.includes(SRC_IMPORT)) throw new Error(`bench/memory-child.ts no longer imports ${SRC_IMPORT}`);
+const childJs = join(tmp, 'memory-child.mjs');
+writeFileSync(
+  childJs,
+  ts.transpileModule(childSource.replace(SRC_IMPORT, `from '${pathToFileURL(join(root, 'dist', 'index.js')).href}'`), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText,
+);
+
 function run(kind: Kind, way: string, backend: (typeof backends)[number], cycles: number, every: number): RunResult {
   // The floor ways call no addon; the child is handed 'cpp' only to satisfy its usage line, and records 'js'.
   process.stderr.write(`\r${kind} ${way} ${backend}: ${cycles.toLocaleString('en-US')} cycles…                `);
   const out = join(tmp, `${kind}-${way}-${backend}.json`);
   const child = spawnSync(
     process.execPath,
-    ['--expose-gc', '--import', 'tsx', childFile, kind, way, backend, String(cycles), String(every), out],
+    ['--expose-gc', childJs, kind, way, backend, String(cycles), String(every), out],
     { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NAPI_OWNERSHIP_TRACE: '' } },
   );
   if (child.status !== 0) throw new Error(`${kind} ${way} ${backend} failed (exit ${child.status ?? child.signal})`);
