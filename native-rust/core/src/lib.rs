@@ -367,6 +367,10 @@ impl Drop for CoreString {
         if *self.lent.get_mut() {
             self.restore_terminator();
         }
+        // What `CString::from_raw` will measure must be the allocation it made (checked in debug and test builds: a
+        // lent string whose repair was skipped fails here, not silently in the allocator).
+        // SAFETY: `ptr` is our live allocation, NUL-terminated at `len`.
+        debug_assert_eq!(unsafe { CStr::from_ptr(self.ptr.as_ptr()) }.count_bytes(), self.len);
         // SAFETY: `ptr` came from `print_and_return_len` and this is its only owner, so it is freed exactly once,
         // with its terminator the first 0 byte (restored above).
         unsafe { free_string(self.ptr.as_ptr()) };
