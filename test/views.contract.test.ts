@@ -95,6 +95,37 @@ describe.each(backends)('$name: views co-own their bytes', (backend) => {
     t.free();
   });
 
+  test('Risk: NUL bytes written through a view before the free (a core that frees by strlen would free a shorter string)', async () => {
+    // The Rust core frees with CString::from_raw, which re-measures with strlen: a view's 0 bytes must be repaired
+    // first (the core's debug builds assert it: core_string_is_the_safe_owner). Whichever of the handle and the view
+    // lets go last frees the bytes.
+    for (const order of ['free first', 'view first'] as const) {
+      const before = backend.stats().strings;
+      const s = backend.printAndReturn('nul through a view');
+      let v: Uint8Array | undefined = s.view();
+      v.fill(0, 0, 4);
+      v[10] = 0;
+      const written = '\0\0\0\0throug\0 a view';
+      expect(s.toString()).toBe(written); // the string is its length, not up to its first NUL
+      if (order === 'free first') {
+        expect(s.free()).toBe(true);
+        expect(Buffer.from(v).toString()).toBe(written); // the view still holds the bytes, as written
+      } else {
+        v = undefined;
+        await gcUntil('the view dropped', () => true, 3);
+        expect(s.free()).toBe(true);
+      }
+      v = undefined;
+      await gcUntil('every view finalized', () => backend.stats().strings.viewHeld === before.viewHeld);
+      const after = backend.stats().strings;
+      expect(after.live).toBe(before.live);
+      expect(after.viewHeldBytes).toBe(before.viewHeldBytes);
+      const next = backend.printAndReturn('after');
+      expect(next.toString()).toBe('after');
+      next.free();
+    }
+  });
+
   test('a view whose Uint8Array was dropped but whose buffer JS kept still shares the bytes', async () => {
     const s = backend.printAndReturn('buffer only');
     const buffer = (() => s.view().buffer)();
