@@ -81,22 +81,24 @@ fn named_property(
 
 /// `object` as a plain object with the given own data properties, in order. Defined, never assigned: a setter of
 /// the same name on `Object.prototype` does not run, so building a result can never re-enter JS. Names are static C
-/// strings, so no allocation per name. At most 10 properties.
+/// strings, so no allocation per name. At most 10 properties (on the stack); more is refused with
+/// `napi_invalid_arg` (an internal error for the caller), never truncated.
 pub(crate) fn define_named(
     env: sys::napi_env,
     object: sys::napi_value,
     properties: &[(&'static CStr, sys::napi_value)],
 ) -> Result<(), sys::napi_status> {
     const MAX: usize = 10;
-    debug_assert!(properties.len() <= MAX);
+    if properties.len() > MAX {
+        return Err(sys::Status::napi_invalid_arg);
+    }
     let mut descriptors = [named_property(c"", ptr::null_mut(), ALL); MAX];
-    let count = properties.len().min(MAX);
-    for (slot, (name, value)) in descriptors.iter_mut().zip(&properties[..count]) {
+    for (slot, (name, value)) in descriptors.iter_mut().zip(properties) {
         *slot = named_property(name, *value, ALL);
     }
     // SAFETY: `object` is a value of the current scope; each descriptor's name is NUL-terminated and static, its
     // value live.
-    ok(unsafe { sys::napi_define_properties(env, object, count, descriptors.as_ptr()) })
+    ok(unsafe { sys::napi_define_properties(env, object, properties.len(), descriptors.as_ptr()) })
 }
 
 /// An own data property named by a JS value, for [`define`]: defined, never assigned, so a setter of the same name
