@@ -74,7 +74,10 @@ pub fn stats(env: Env) -> napi::Result<Js> {
                     state.posts.ledger,
                     state.producer_ledger,
                     state.producers.live(),
-                    (state.shared.reported.load(Ordering::Relaxed), state.shared.unreported.load(Ordering::Relaxed)),
+                    (
+                        state.shared.reported.load(Ordering::Relaxed),
+                        state.shared.unreported.load(Ordering::Relaxed),
+                    ),
                 )
             })
             .map_err(|_| Throw::internal("stats during a call"))?;
@@ -101,7 +104,10 @@ pub fn stats(env: Env) -> napi::Result<Js> {
         let producers = crate::posts::producer_stats(env, producers, producers_live as u64)?;
         let memory = create_object(
             env,
-            &[(c"reported", create_double(env, memory.0 as f64)?), (c"pending", create_double(env, memory.1 as f64)?)],
+            &[
+                (c"reported", create_double(env, memory.0 as f64)?),
+                (c"pending", create_double(env, memory.1 as f64)?),
+            ],
         )?;
         create_object(
             env,

@@ -70,12 +70,7 @@ fn named_property(
     sys::napi_property_descriptor {
         utf8name: name.as_ptr(),
         name: ptr::null_mut(),
-        method: None,
-        getter: None,
-        setter: None,
-        value,
-        attributes,
-        data: ptr::null_mut(),
+        ..data_property(ptr::null_mut(), value, attributes)
     }
 }
 
